@@ -11,24 +11,30 @@ and dependency-injector are imported by the modules that integrate them.
 from cqrs_kit._handlers import Dependency, HandlerSpec
 from cqrs_kit.context import DispatchContext, current_context
 from cqrs_kit.dependencies import Dependencies, Factory, KwargsBuilder, Resolver
+from cqrs_kit.event_types import EventTypes, PendingEvent, StoredEvent, Upcaster
 from cqrs_kit.exceptions import (
     ConcurrencyError,
     ConfigurationError,
     ConsistencyTimeoutError,
     CqrsKitError,
     DuplicateHandlerError,
+    EventDecodeError,
+    EventLogError,
     HandlerNotFoundError,
+    IdempotencyKeyReusedError,
     InvalidHandlerError,
     MessageKindError,
     PersistenceError,
     PipelineFrozenError,
     ProjectionError,
+    UnknownEventTypeError,
     UnresolvableDependencyError,
 )
 from cqrs_kit.mediator import AsyncMediator, Mediator
 from cqrs_kit.messages import Command, Event, Message, MessageKind, Query, result_type_of
 from cqrs_kit.pipeline import AsyncMiddleware, CallNext, Middleware, Scoped, scoped
 from cqrs_kit.registry import EventErrorPolicy, Registration, Registry
+from cqrs_kit.unit_of_work import UnitOfWork
 
 __all__ = [
     "AsyncMediator",
@@ -44,10 +50,14 @@ __all__ = [
     "DispatchContext",
     "DuplicateHandlerError",
     "Event",
+    "EventDecodeError",
     "EventErrorPolicy",
+    "EventLogError",
+    "EventTypes",
     "Factory",
     "HandlerNotFoundError",
     "HandlerSpec",
+    "IdempotencyKeyReusedError",
     "InvalidHandlerError",
     "KwargsBuilder",
     "Mediator",
@@ -55,6 +65,7 @@ __all__ = [
     "MessageKind",
     "MessageKindError",
     "Middleware",
+    "PendingEvent",
     "PersistenceError",
     "PipelineFrozenError",
     "ProjectionError",
@@ -63,7 +74,11 @@ __all__ = [
     "Registry",
     "Resolver",
     "Scoped",
+    "StoredEvent",
+    "UnitOfWork",
+    "UnknownEventTypeError",
     "UnresolvableDependencyError",
+    "Upcaster",
     "current_context",
     "result_type_of",
     "scoped",

@@ -14,12 +14,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from cqrs_kit.context import DispatchContext
-from cqrs_kit.exceptions import UnresolvableDependencyError
+from cqrs_kit.exceptions import ConfigurationError, UnresolvableDependencyError
+from cqrs_kit.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
     from cqrs_kit._handlers import Dependency, HandlerSpec
 
-__all__ = ["Dependencies", "Factory", "KwargsBuilder", "Resolver"]
+__all__ = ["Dependencies", "Factory", "KwargsBuilder", "Resolver", "unit_of_work_of"]
 
 T = TypeVar("T")
 
@@ -85,11 +86,34 @@ class Factory(Generic[T]):
         return self.factory()  # type: ignore[call-arg]
 
 
+def unit_of_work_of(ctx: DispatchContext) -> Any:
+    """Return the unit of work of the running transaction (a dependency factory).
+
+    Raises:
+        ConfigurationError: No transaction middleware opened one for this dispatch.
+    """
+    uow = ctx.unit_of_work
+    if uow is None:
+        msg = (
+            f"{type(ctx.message).__name__}'s handler needs a unit of work, but no transaction "
+            f"is open; add TransactionMiddleware (commands only) to the mediator"
+        )
+        raise ConfigurationError(msg)
+    return uow
+
+
+def _wants_unit_of_work(dependency: Dependency) -> bool:
+    annotation = dependency.annotation
+    return isinstance(annotation, type) and issubclass(annotation, UnitOfWork)
+
+
 class Dependencies:
     """The default resolver: a mapping from parameter names or types to values or factories.
 
     A parameter is looked up by name first, then by its annotation. A plain value is passed
-    as is to every dispatch; a :class:`Factory` is called once per dispatch.
+    as is to every dispatch; a :class:`Factory` is called once per dispatch. A parameter
+    annotated with :class:`~cqrs_kit.UnitOfWork` (or a subclass) that has no entry gets the
+    running transaction's unit of work.
 
     Example::
 
@@ -128,6 +152,8 @@ class Dependencies:
         factories: list[tuple[str, Factory[object]]] = []
         for dependency in spec.dependencies:
             found, value = self._lookup(dependency)
+            if not found and _wants_unit_of_work(dependency):
+                found, value = True, Factory(unit_of_work_of)
             if not found:
                 if dependency.has_default:
                     continue

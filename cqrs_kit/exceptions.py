@@ -14,8 +14,12 @@ naturally catch a builtin exception, the error also derives from that builtin, s
     ├── HandlerNotFoundError(CqrsKitError, LookupError)
     ├── ConsistencyTimeoutError(CqrsKitError, TimeoutError)
     ├── ProjectionError                        .projection, .position, .event_type
+    ├── EventLogError                          .event_type, .schema_version, .position
+    │   ├── UnknownEventTypeError(EventLogError, LookupError)
+    │   └── EventDecodeError(EventLogError, ValueError)
     └── PersistenceError                       translated SQLAlchemy errors
-        └── ConcurrencyError
+        ├── ConcurrencyError                   transient conflicts that outlived retries
+        └── IdempotencyKeyReusedError          same key, different command
 
 Errors raised by handlers (domain errors, pydantic ``ValidationError``) are never wrapped:
 they reach the caller as the same object, with their traceback.
@@ -29,12 +33,16 @@ __all__ = [
     "ConsistencyTimeoutError",
     "CqrsKitError",
     "DuplicateHandlerError",
+    "EventDecodeError",
+    "EventLogError",
     "HandlerNotFoundError",
+    "IdempotencyKeyReusedError",
     "InvalidHandlerError",
     "MessageKindError",
     "PersistenceError",
     "PipelineFrozenError",
     "ProjectionError",
+    "UnknownEventTypeError",
     "UnresolvableDependencyError",
 ]
 
@@ -149,3 +157,46 @@ class ConcurrencyError(PersistenceError):
     def __init__(self, message: str, *, attempts: int) -> None:
         super().__init__(message)
         self.attempts = attempts
+
+
+class IdempotencyKeyReusedError(PersistenceError):
+    """An idempotency key was used again for a different command.
+
+    Attributes:
+        key: The idempotency key.
+    """
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class EventLogError(CqrsKitError):
+    """An event cannot be written to or read from the event log.
+
+    Attributes:
+        event_type: The stable type name involved.
+        schema_version: The schema version of the stored payload, when known.
+        position: The log position, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        event_type: str,
+        schema_version: int | None = None,
+        position: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.event_type = event_type
+        self.schema_version = schema_version
+        self.position = position
+
+
+class UnknownEventTypeError(EventLogError, LookupError):
+    """An event class or stored type name is not in the :class:`~cqrs_kit.EventTypes`."""
+
+
+class EventDecodeError(EventLogError, ValueError):
+    """A stored payload does not validate against its event class (after upcasting)."""

@@ -1,0 +1,220 @@
+"""The event log: the transactional outbox and the source of every projection.
+
+Events recorded by a command are appended in the command's transaction, so the log holds
+exactly what was committed. Readers take rows by position (``read(after=n)``).
+
+**Gap safety.** A reader that remembers the last position it saw must never miss a row
+that commits later with a lower position. SQLite serializes writers (``BEGIN IMMEDIATE``),
+so positions commit in order. On PostgreSQL, sequence values are handed out at insert time
+but rows become visible at commit, in any order; so each appending transaction takes
+``pg_advisory_xact_lock`` right before its insert, at the end of the unit of work, and holds
+it until it commits: insert order is then commit order. Transactions that record no events
+never take the lock.
+
+Create the table with :func:`create_event_log` or include :data:`metadata` in your
+migrations (``target_metadata = [app_metadata, cqrs_kit.eventlog.metadata]`` in Alembic).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from cqrs_kit.event_types import EventTypes, PendingEvent, StoredEvent
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+__all__ = [
+    "EventLog",
+    "create_event_log",
+    "event_log_table",
+    "metadata",
+]
+
+metadata = sa.MetaData()
+"""The metadata holding cqrs_kit's write-side tables (``event_log``, idempotency keys)."""
+
+_Position = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def event_log_table(target: sa.MetaData, name: str = "event_log") -> sa.Table:
+    """Define the event log table in ``target`` (to keep it in your own metadata)."""
+    return sa.Table(
+        name,
+        target,
+        sa.Column("position", _Position, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.Uuid(), nullable=False, unique=True),
+        sa.Column("event_type", sa.String(200), nullable=False),
+        sa.Column("schema_version", sa.Integer(), nullable=False),
+        sa.Column("stream_type", sa.String(100), nullable=False),
+        sa.Column("stream_id", sa.String(200), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("metadata", sa.JSON(), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Index(f"ix_{name}_stream", "stream_type", "stream_id"),
+        sqlite_autoincrement=True,
+    )
+
+
+event_log = event_log_table(metadata)
+
+
+def create_event_log(engine: sa.Engine) -> None:
+    """Create cqrs_kit's write-side tables if they do not exist."""
+    metadata.create_all(engine)
+
+
+async def acreate_event_log(engine: AsyncEngine) -> None:
+    """Create cqrs_kit's write-side tables if they do not exist (async engine)."""
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+
+
+def _lock_key(table_name: str) -> int:
+    # A stable signed 32-bit key per table; pg_advisory_xact_lock takes a bigint.
+    return zlib.crc32(f"cqrs_kit:{table_name}".encode())
+
+
+class EventLog:
+    """Appends to and reads from one event log table, with statements built once.
+
+    Args:
+        event_types: Names, versions and (de)serialization of the events.
+        table: The event log table; :data:`event_log` by default.
+        lock: Take the PostgreSQL advisory lock before appending (gap safety). Turning it
+            off exists only to demonstrate the gap problem in tests.
+    """
+
+    def __init__(
+        self,
+        event_types: EventTypes,
+        table: sa.Table = event_log,
+        *,
+        lock: bool = True,
+    ) -> None:
+        """Build the statements for ``table``."""
+        self.event_types = event_types
+        self.table = table
+        self.lock = lock
+        self.lock_key = _lock_key(table.name)
+        c = table.c
+        self._insert = sa.insert(table).returning(c.position, sort_by_parameter_order=True)
+        self._lock = sa.select(
+            sa.func.pg_advisory_xact_lock(sa.bindparam("key", type_=sa.BigInteger))
+        )
+        self._read = (
+            sa.select(table)
+            .where(c.position > sa.bindparam("after"))
+            .order_by(c.position)
+            .limit(sa.bindparam("limit"))
+        )
+        self._head = sa.select(sa.func.coalesce(sa.func.max(c.position), 0))
+
+    # -- appending ---------------------------------------------------------------------
+
+    def rows(
+        self, pending: Sequence[PendingEvent], meta: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Encode pending events as insert parameters."""
+        now = dt.datetime.now(dt.UTC)
+        rows = []
+        for item in pending:
+            name, version, stream_type, payload = self.event_types.encode(item.event)
+            rows.append(
+                {
+                    "event_id": item.event_id,
+                    "event_type": name,
+                    "schema_version": version,
+                    "stream_type": item.stream_type or stream_type,
+                    "stream_id": item.stream_id,
+                    "payload": payload,
+                    "metadata": {**meta, **item.metadata},
+                    "recorded_at": now,
+                }
+            )
+        return rows
+
+    def append(
+        self,
+        connection: sa.Connection | Any,
+        pending: Sequence[PendingEvent],
+        meta: Mapping[str, Any] | None = None,
+    ) -> list[int]:
+        """Append ``pending`` in the connection's (or session's) current transaction.
+
+        Call it last in the transaction: on PostgreSQL it takes the log's advisory lock,
+        held until commit. Returns the new positions, in order; nothing for no events.
+        """
+        if not pending:
+            return []
+        rows = self.rows(pending, meta or {})
+        if self.lock and _dialect_name(connection) == "postgresql":
+            connection.execute(self._lock, {"key": self.lock_key})
+        result = connection.execute(self._insert, rows)
+        return [row[0] for row in result]
+
+    async def aappend(
+        self,
+        connection: AsyncConnection | Any,
+        pending: Sequence[PendingEvent],
+        meta: Mapping[str, Any] | None = None,
+    ) -> list[int]:
+        """Async :meth:`append`, for an ``AsyncConnection`` or ``AsyncSession``."""
+        if not pending:
+            return []
+        rows = self.rows(pending, meta or {})
+        if self.lock and _dialect_name(connection) == "postgresql":
+            await connection.execute(self._lock, {"key": self.lock_key})
+        result = await connection.execute(self._insert, rows)
+        return [row[0] for row in result]
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _stored(self, row: Any) -> StoredEvent:
+        return StoredEvent(
+            position=row.position,
+            event_id=row.event_id,
+            event_type=row.event_type,
+            schema_version=row.schema_version,
+            stream_type=row.stream_type,
+            stream_id=row.stream_id,
+            payload=row.payload,
+            metadata=row.metadata,
+            recorded_at=row.recorded_at,
+        )
+
+    def read(
+        self, connection: sa.Connection | Any, *, after: int = 0, limit: int = 1000
+    ) -> list[StoredEvent]:
+        """Return up to ``limit`` events with ``position > after``, in position order."""
+        result = connection.execute(self._read, {"after": after, "limit": limit})
+        return [self._stored(row) for row in result]
+
+    async def aread(
+        self, connection: AsyncConnection | Any, *, after: int = 0, limit: int = 1000
+    ) -> list[StoredEvent]:
+        """Async :meth:`read`."""
+        result = await connection.execute(self._read, {"after": after, "limit": limit})
+        return [self._stored(row) for row in result]
+
+    def head(self, connection: sa.Connection | Any) -> int:
+        """Return the highest position in the log (0 when empty)."""
+        return int(connection.execute(self._head).scalar_one())
+
+    async def ahead(self, connection: AsyncConnection | Any) -> int:
+        """Async :meth:`head`."""
+        return int((await connection.execute(self._head)).scalar_one())
+
+
+def _dialect_name(connection: Any) -> str:
+    """The dialect of a Connection, Session, AsyncConnection or AsyncSession."""
+    dialect = getattr(connection, "dialect", None)
+    if dialect is None:
+        dialect = connection.get_bind().dialect
+    return str(dialect.name)

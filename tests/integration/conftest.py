@@ -1,0 +1,3 @@
+from tests.databases import postgres_database
+
+__all__ = ["postgres_database"]
