@@ -9,6 +9,7 @@ and dependency-injector are imported by the modules that integrate them.
 """
 
 from cqrs_kit._handlers import Dependency, HandlerSpec
+from cqrs_kit.consistency import AtLeast, Receipt
 from cqrs_kit.context import DispatchContext, current_context
 from cqrs_kit.dependencies import Dependencies, Factory, KwargsBuilder, Resolver
 from cqrs_kit.event_types import EventTypes, PendingEvent, StoredEvent, Upcaster
@@ -39,6 +40,7 @@ from cqrs_kit.unit_of_work import UnitOfWork
 __all__ = [
     "AsyncMediator",
     "AsyncMiddleware",
+    "AtLeast",
     "CallNext",
     "Command",
     "ConcurrencyError",
@@ -70,6 +72,7 @@ __all__ = [
     "PipelineFrozenError",
     "ProjectionError",
     "Query",
+    "Receipt",
     "Registration",
     "Registry",
     "Resolver",

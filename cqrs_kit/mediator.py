@@ -14,6 +14,7 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from cqrs_kit.consistency import CONSISTENCY_KEY, AtLeast, Receipt
 from cqrs_kit.context import DispatchContext, _current
 from cqrs_kit.dependencies import Dependencies, KwargsBuilder, Resolver
 from cqrs_kit.exceptions import (
@@ -37,6 +38,8 @@ logger = logging.getLogger("cqrs_kit")
 
 Invoker = Callable[[Any, DispatchContext], Any]
 Route = Callable[..., Any]
+
+_RECEIPT_KEY = "cqrs_kit.receipt"
 
 _METHOD = {MessageKind.COMMAND: "send", MessageKind.QUERY: "ask", MessageKind.EVENT: "publish"}
 
@@ -210,6 +213,21 @@ class _MediatorCore:
     def _context_route(self, entry: Invoker) -> Route:
         raise NotImplementedError
 
+    def _send_with_receipt(
+        self,
+        command: Any,
+        correlation_id: str | None,
+        metadata: Mapping[str, Any] | None,
+        receipt: Receipt,
+    ) -> Any:
+        """Dispatch with the receipt in the metadata; the route fills it at the end."""
+        if self._fast:  # no middleware: nothing can append events, so there is no token
+            receipt.token = None
+            return self._commands[type(command)](command)
+        return self._full[type(command)](
+            command, correlation_id, {**(metadata or {}), _RECEIPT_KEY: receipt}
+        )
+
     # -- lookup misses -------------------------------------------------------------------
 
     def _miss(self, message: object, kind: MessageKind) -> Route:
@@ -243,6 +261,11 @@ class _MediatorCore:
         )
         msg = f"no handler is registered for {kind.value} {message_type.__name__}{hint}"
         raise HandlerNotFoundError(msg, message_type=message_type)
+
+
+def _fill(receipt: Receipt, ctx: DispatchContext) -> None:
+    receipt.token = ctx.consistency_token
+    receipt.correlation_id = ctx.correlation_id
 
 
 def _log_event_error(spec: HandlerSpec, event: Message) -> None:
@@ -295,6 +318,7 @@ class Mediator(_MediatorCore):
         *,
         correlation_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        receipt: Receipt | None = None,
     ) -> TResult:
         """Dispatch a command to its handler and return its result.
 
@@ -302,6 +326,7 @@ class Mediator(_MediatorCore):
             command: The command.
             correlation_id: Correlate this dispatch with the caller's (e.g. a request id).
             metadata: Free metadata for middleware and handlers (``ctx.metadata``).
+            receipt: Filled with the consistency token when the command returns.
 
         Raises:
             HandlerNotFoundError: No handler is registered for the command's type.
@@ -311,6 +336,8 @@ class Mediator(_MediatorCore):
             route = self._commands[type(command)]
         except KeyError:
             route = self._miss(command, MessageKind.COMMAND)
+        if receipt is not None:
+            return self._send_with_receipt(command, correlation_id, metadata, receipt)  # type: ignore[no-any-return]
         if self._fast or (correlation_id is None and metadata is None):
             return route(command)  # type: ignore[no-any-return]
         return self._full[type(command)](command, correlation_id, metadata)  # type: ignore[no-any-return]
@@ -322,6 +349,7 @@ class Mediator(_MediatorCore):
         *,
         correlation_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        consistency: AtLeast | None = None,
     ) -> TResult:
         """Dispatch a query to its handler and return its result.
 
@@ -329,6 +357,8 @@ class Mediator(_MediatorCore):
             query: The query.
             correlation_id: Correlate this dispatch with the caller's (e.g. a request id).
             metadata: Free metadata for middleware and handlers (``ctx.metadata``).
+            consistency: Wait until the read models have applied a command's token (needs
+                the consistency middleware of :mod:`cqrs_kit.middleware.projection`).
 
         Raises:
             HandlerNotFoundError: No handler is registered for the query's type.
@@ -338,6 +368,8 @@ class Mediator(_MediatorCore):
             route = self._queries[type(query)]
         except KeyError:
             route = self._miss(query, MessageKind.QUERY)
+        if consistency is not None:
+            metadata = {**(metadata or {}), CONSISTENCY_KEY: consistency}
         if self._fast or (correlation_id is None and metadata is None):
             return route(query)  # type: ignore[no-any-return]
         return self._full[type(query)](query, correlation_id, metadata)  # type: ignore[no-any-return]
@@ -405,6 +437,8 @@ class Mediator(_MediatorCore):
             _current.reset(token)
             if parent is None and ctx._scope is not None:
                 _close_scope(ctx._scope, failed=False)
+            if metadata is not None and _RECEIPT_KEY in metadata:
+                _fill(metadata[_RECEIPT_KEY], ctx)
             return result
 
         return route
@@ -440,12 +474,15 @@ class AsyncMediator(_MediatorCore):
         *,
         correlation_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        receipt: Receipt | None = None,
     ) -> TResult:
         """Dispatch a command to its handler and return its result (see :meth:`Mediator.send`)."""
         try:
             route = self._commands[type(command)]
         except KeyError:
             route = self._miss(command, MessageKind.COMMAND)
+        if receipt is not None:
+            return await self._send_with_receipt(command, correlation_id, metadata, receipt)  # type: ignore[no-any-return]
         if self._fast or (correlation_id is None and metadata is None):
             return await route(command)  # type: ignore[no-any-return]
         return await self._full[type(command)](command, correlation_id, metadata)  # type: ignore[no-any-return]
@@ -457,12 +494,15 @@ class AsyncMediator(_MediatorCore):
         *,
         correlation_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        consistency: AtLeast | None = None,
     ) -> TResult:
         """Dispatch a query to its handler and return its result (see :meth:`Mediator.ask`)."""
         try:
             route = self._queries[type(query)]
         except KeyError:
             route = self._miss(query, MessageKind.QUERY)
+        if consistency is not None:
+            metadata = {**(metadata or {}), CONSISTENCY_KEY: consistency}
         if self._fast or (correlation_id is None and metadata is None):
             return await route(query)  # type: ignore[no-any-return]
         return await self._full[type(query)](query, correlation_id, metadata)  # type: ignore[no-any-return]
@@ -541,6 +581,8 @@ class AsyncMediator(_MediatorCore):
             if parent is None and ctx._scope is not None:
                 for pending in _close_scope(ctx._scope, failed=False):
                     await pending
+            if metadata is not None and _RECEIPT_KEY in metadata:
+                _fill(metadata[_RECEIPT_KEY], ctx)
             return result
 
         return route

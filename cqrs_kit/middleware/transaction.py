@@ -36,8 +36,9 @@ from cqrs_kit.persistence import is_transient, translate_error
 from cqrs_kit.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
+    from sqlalchemy import Connection
     from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.orm import Session
 
@@ -114,7 +115,7 @@ class AsyncSqlAlchemyUnitOfWork(UnitOfWork):
 class _TransactionCore:
     """Options and checks the sync and async middleware share."""
 
-    __slots__ = ("event_log", "idempotency", "retry", "session_factory")
+    __slots__ = ("after_append", "event_log", "idempotency", "retry", "session_factory")
 
     applies_to: tuple[type[Message], ...] = (Command,)
 
@@ -125,7 +126,9 @@ class _TransactionCore:
         *,
         retry: RetryPolicy | None = None,
         idempotency: IdempotencyStore | None = None,
+        after_append: Sequence[Callable[[Connection], None]] = (),
     ) -> None:
+        self.after_append = tuple(after_append)
         self.session_factory = session_factory
         self.event_log = event_log
         self.retry = retry or RetryPolicy()
@@ -156,6 +159,8 @@ class TransactionMiddleware(_TransactionCore):
         event_log: Where recorded events are appended.
         retry: Retry policy for transient failures.
         idempotency: The idempotency key store.
+        after_append: Called with the transaction's connection after events were
+            appended, before the commit (e.g. ``ProjectionEngine.apply_inline``).
     """
 
     __slots__ = ()
@@ -196,6 +201,9 @@ class TransactionMiddleware(_TransactionCore):
                 result = call_next()
                 session.flush()
                 positions = self.event_log.append(session, uow._pending)
+                if positions:
+                    for hook in self.after_append:
+                        hook(session.connection())
                 if key is not None:
                     session.execute(
                         self.idempotency.result_statement,
@@ -216,6 +224,8 @@ class AsyncTransactionMiddleware(_TransactionCore):
         event_log: Where recorded events are appended.
         retry: Retry policy for transient failures.
         idempotency: The idempotency key store.
+        after_append: Called (through ``run_sync``) with the transaction's connection
+            after events were appended, before the commit.
     """
 
     __slots__ = ()
@@ -258,6 +268,9 @@ class AsyncTransactionMiddleware(_TransactionCore):
                 result = await call_next()
                 await session.flush()
                 positions = await self.event_log.aappend(session, uow._pending)
+                if positions:
+                    for hook in self.after_append:
+                        await session.run_sync(_on_connection, hook)
                 if key is not None:
                     await session.execute(
                         self.idempotency.result_statement,
@@ -268,3 +281,7 @@ class AsyncTransactionMiddleware(_TransactionCore):
         finally:
             ctx.unit_of_work = None
             await session.close()
+
+
+def _on_connection(session: Session, hook: Callable[[Connection], None]) -> None:
+    hook(session.connection())

@@ -1,0 +1,23 @@
+"""Projections: read models kept current from the event log.
+
+Define a :class:`Projection`, give it to a :class:`ProjectionEngine` with a strategy, and
+put :class:`~cqrs_kit.middleware.projection.ProjectionMiddleware` on the mediator.
+"""
+
+from cqrs_kit.projections.checkpoints import Checkpoint, projection_metadata
+from cqrs_kit.projections.engine import ProjectionEngine, ProjectionStatus
+from cqrs_kit.projections.projection import FailurePolicy, Projection, ProjectionContext, Strategy
+from cqrs_kit.projections.worker import AsyncProjectionWorker, ProjectionWorker
+
+__all__ = [
+    "AsyncProjectionWorker",
+    "Checkpoint",
+    "FailurePolicy",
+    "Projection",
+    "ProjectionContext",
+    "ProjectionEngine",
+    "ProjectionStatus",
+    "ProjectionWorker",
+    "Strategy",
+    "projection_metadata",
+]

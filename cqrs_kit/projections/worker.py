@@ -1,0 +1,163 @@
+"""Background workers that tail the event log.
+
+A thread for ``Mediator``, a task for ``AsyncMediator``. Both are woken after local commits
+and poll with backoff otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from cqrs_kit.projections.engine import ProjectionEngine
+
+__all__ = ["AsyncProjectionWorker", "ProjectionWorker"]
+
+logger = logging.getLogger("cqrs_kit.projections")
+
+
+class _Backoff:
+    """Poll interval that grows while idle and resets when work is found."""
+
+    def __init__(self, minimum: float, maximum: float) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        self.current = minimum
+
+    def next(self, found_work: bool) -> float:
+        self.current = self.minimum if found_work else min(self.current * 2, self.maximum)
+        return 0.0 if found_work else self.current
+
+
+class ProjectionWorker:
+    """Runs projections in a daemon thread until :meth:`stop`.
+
+    Args:
+        engine: The projection engine.
+        names: The projections to run (default: the async ones).
+        min_poll: Shortest idle poll interval, seconds.
+        max_poll: Longest idle poll interval, seconds.
+    """
+
+    def __init__(
+        self,
+        engine: ProjectionEngine,
+        names: Sequence[str] | None = None,
+        *,
+        min_poll: float = 0.01,
+        max_poll: float = 1.0,
+    ) -> None:
+        """Prepare the worker; :meth:`start` runs it."""
+        from cqrs_kit.projections.projection import Strategy
+
+        self.engine = engine
+        self.names = list(names) if names is not None else engine.names(Strategy.ASYNC)
+        self._backoff = _Backoff(min_poll, max_poll)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="cqrs-kit-projections", daemon=True
+            )
+            self._thread.start()
+
+    def wake(self) -> None:
+        """Ask for a catch-up now (called after a local commit)."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the current batch commits or rolls back, and wait for the thread."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            applied = self.engine.run_once(self.names)
+            delay = self._backoff.next(applied > 0)
+            if delay:
+                self._wake.wait(delay)
+            self._wake.clear()
+
+    def __enter__(self) -> ProjectionWorker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class AsyncProjectionWorker:
+    """Runs projections in an asyncio task until :meth:`stop`.
+
+    The projection engine is synchronous; each batch runs in a worker thread
+    (``asyncio.to_thread``) so the event loop stays free.
+    """
+
+    def __init__(
+        self,
+        engine: ProjectionEngine,
+        names: Sequence[str] | None = None,
+        *,
+        min_poll: float = 0.01,
+        max_poll: float = 1.0,
+    ) -> None:
+        """Prepare the worker; :meth:`start` runs it in the running loop."""
+        from cqrs_kit.projections.projection import Strategy
+
+        self.engine = engine
+        self.names = list(names) if names is not None else engine.names(Strategy.ASYNC)
+        self._backoff = _Backoff(min_poll, max_poll)
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the task in the running event loop (once)."""
+        if self._task is None:
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="cqrs-kit-projections"
+            )
+
+    def wake(self) -> None:
+        """Ask for a catch-up now (called after a local commit)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop after the current batch and wait for the task."""
+        self._stopping = True
+        self.wake()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        assert self._wake is not None  # noqa: S101 - set by start()
+        while not self._stopping:
+            applied = await asyncio.to_thread(self.engine.run_once, self.names)
+            delay = self._backoff.next(applied > 0)
+            if delay and not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+            self._wake.clear()
+
+    async def __aenter__(self) -> AsyncProjectionWorker:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
