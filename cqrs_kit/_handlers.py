@@ -91,13 +91,13 @@ def _is_coroutine(func: Any) -> bool:
 
 def _shape(message_type: type[Message], handler: Any) -> _Shape:
     if inspect.isclass(handler):
-        call = getattr(handler, "__call__", None)  # noqa: B004 - we need the unbound method
-        if call is None or call is object.__call__:
+        if not any("__call__" in vars(klass) for klass in handler.__mro__[:-1]):
             msg = (
                 f"handler class {describe(handler)} for {message_type.__name__} must define "
                 f"__call__(self, message); its __init__ takes the dependencies"
             )
             raise InvalidHandlerError(msg)
+        call = handler.__call__
         return _Shape(
             call_params=list(inspect.signature(call).parameters.values())[1:],
             call_hints=_hints(call),

@@ -23,7 +23,12 @@ _current: ContextVar[DispatchContext | None] = ContextVar("cqrs_kit_dispatch", d
 
 
 def current_context() -> DispatchContext | None:
-    """Return the context of the dispatch running in this thread or task, if any."""
+    """Return the context of the dispatch running in this thread or task, if any.
+
+    A mediator with no middleware whose handlers take neither ``ctx`` nor dependencies
+    dispatches straight to the handler (nothing could observe a context), so this returns
+    ``None`` inside such dispatches.
+    """
     return _current.get()
 
 

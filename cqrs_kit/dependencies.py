@@ -25,7 +25,10 @@ __all__ = ["Dependencies", "Factory", "KwargsBuilder", "Resolver", "unit_of_work
 T = TypeVar("T")
 
 KwargsBuilder = Callable[[DispatchContext], dict[str, Any]]
-"""Builds a handler's keyword arguments for one dispatch."""
+"""Builds a handler's keyword arguments for one dispatch.
+
+The returned dict may be shared between dispatches: callers must not modify it.
+"""
 
 
 class Resolver(Protocol):
@@ -47,7 +50,7 @@ class Resolver(Protocol):
 
 
 class Factory(Generic[T]):
-    """Marks a callable in :class:`Dependencies` as a factory, called once per dispatch.
+    """Marks a callable in :class:`Dependencies` as a factory, called for each handler call.
 
     The callable takes no argument, or one: the :class:`~cqrs_kit.DispatchContext`.
 
@@ -67,9 +70,13 @@ class Factory(Generic[T]):
         if not callable(factory):
             msg = f"Factory() needs a callable, got {factory!r}"  # type: ignore[unreachable]
             raise TypeError(msg)
+        try:
+            parameters = list(inspect.signature(factory).parameters.values())
+        except (TypeError, ValueError):  # builtins without a signature: called with nothing
+            parameters = []
         required = [
             p
-            for p in inspect.signature(factory).parameters.values()
+            for p in parameters
             if p.default is inspect.Parameter.empty
             and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
         ]

@@ -231,18 +231,23 @@ class _MediatorCore:
     # -- lookup misses -------------------------------------------------------------------
 
     def _miss(self, message: object, kind: MessageKind) -> Route:
-        """Find the route of a type not in the tables yet, or explain why there is none."""
+        """Find the route of a type not in the tables yet, or explain why there is none.
+
+        Called from the lookup's ``except KeyError``; errors are raised ``from None`` so
+        the caller's traceback does not show that internal ``KeyError``.
+        """
         method = _METHOD[kind]
-        if not isinstance(message, Message):
-            expected = {"send": "Command", "ask": "Query", "publish": "Event"}[method]
-            msg = f"{method}() takes a {expected} instance, got {type(message).__name__}"
-            raise MessageKindError(msg)
+        if not isinstance(message, (Command, Query, Event)):
+            expected = {"send": "a Command", "ask": "a Query", "publish": "an Event"}[method]
+            msg = f"{method}() takes {expected} instance, got {type(message).__name__}"
+            raise MessageKindError(msg) from None
         if message.kind is not kind:
+            article = "an" if message.kind is MessageKind.EVENT else "a"
             msg = (
-                f"{type(message).__name__} is a {message.kind.value}; dispatch it with "
+                f"{type(message).__name__} is {article} {message.kind.value}; dispatch it with "
                 f"{_METHOD[message.kind]}(), not {method}()"
             )
-            raise MessageKindError(msg)
+            raise MessageKindError(msg) from None
         message_type = type(message)
         with self._lock:
             if not self._frozen:
@@ -260,7 +265,7 @@ class _MediatorCore:
             else f"; register one with @registry.handles({message_type.__name__})"
         )
         msg = f"no handler is registered for {kind.value} {message_type.__name__}{hint}"
-        raise HandlerNotFoundError(msg, message_type=message_type)
+        raise HandlerNotFoundError(msg, message_type=message_type) from None
 
 
 def _fill(receipt: Receipt, ctx: DispatchContext) -> None:

@@ -1,9 +1,10 @@
 """Middleware: its shape, its scoping, and the chain composed once per message type.
 
 A middleware is any callable ``(message, ctx, call_next) -> result``; on an
-:class:`~cqrs_kit.AsyncMediator` it returns an awaitable. It calls ``call_next()`` at most
-once and returns (or transforms) what it returns. The list given to a mediator is ordered
-outermost first::
+:class:`~cqrs_kit.AsyncMediator` it returns an awaitable. It usually calls ``call_next()``
+once and returns (or transforms) what it returns; it may skip it (a cache hit) or call it
+again (a retry of the rest of the chain). Call it in the task or thread that received it.
+The list given to a mediator is ordered outermost first::
 
     def timing(message: Message, ctx: DispatchContext, call_next: CallNext) -> object:
         started = time.perf_counter()

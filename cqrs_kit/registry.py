@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -71,7 +72,8 @@ class Registry:
         self._single: dict[type[Message], Registration] = {}
         self._events: dict[type[Event], list[Registration]] = {}
         self._frozen = False
-        self._observers: list[Callable[[Registration], None]] = []
+        # Weak references: a registry outlives the mediators built on it (tests, CLIs).
+        self._observers: list[weakref.WeakMethod[Callable[[Registration], None]]] = []
         self._lock = threading.Lock()
 
     # -- registering ----------------------------------------------------------------------
@@ -108,13 +110,17 @@ class Registry:
                 f"got {message_type!r}"
             )
             raise InvalidHandlerError(msg)
-        if (
-            message_type in (Command, Query, Event)
-            or message_type.__module__ == "cqrs_kit.messages"
-        ):
+        origin = message_type.__pydantic_generic_metadata__["origin"]
+        if message_type in (Message, Command, Query, Event) or origin in (Command, Query):
+            base = origin or message_type
             msg = (
-                f"register handlers for your own subclasses of {message_type.__name__}, "
-                f"not the base class"
+                f"register handlers for your own subclasses of {base.__name__}, not the base class"
+            )
+            raise InvalidHandlerError(msg)
+        if not issubclass(message_type, (Command, Query, Event)):
+            msg = (
+                f"can only register handlers for Command, Query or Event subclasses, "
+                f"got {message_type.__name__}"
             )
             raise InvalidHandlerError(msg)
         policy = EventErrorPolicy(on_error)
@@ -133,7 +139,7 @@ class Registry:
                     f"every handler before the first dispatch"
                 )
                 raise PipelineFrozenError(msg)
-            for observer in self._observers:
+            for observer in self._live_observers():
                 observer(registration)
             if issubclass(message_type, Event):
                 self._events.setdefault(message_type, []).append(registration)
@@ -221,11 +227,19 @@ class Registry:
         return self._frozen
 
     def _observe(self, observer: Callable[[Registration], None]) -> None:
-        """Check every existing and future registration with ``observer`` (a mediator's rules)."""
+        """Check every existing and future registration with ``observer`` (a bound method).
+
+        The registry holds it weakly, so a mediator that is dropped is not kept alive.
+        """
         with self._lock:
             for registration in self.registrations():
                 observer(registration)
-            self._observers.append(observer)
+            self._observers.append(weakref.WeakMethod(observer))
+
+    def _live_observers(self) -> list[Callable[[Registration], None]]:
+        live = [ref() for ref in self._observers]
+        self._observers = [ref for ref, obs in zip(self._observers, live, strict=True) if obs]
+        return [obs for obs in live if obs is not None]
 
     def _freeze(self) -> None:
         with self._lock:
