@@ -146,6 +146,11 @@ class ProjectionEngine:
         self._handlers[projection.name] = names
         self._locks[projection.name] = threading.Lock()
 
+    def close(self) -> None:
+        """Release the connections the engine opened itself (not the engines it was given)."""
+        if self._log_engine is not self.write_engine:
+            self._log_engine.dispose()
+
     # -- set-up and lookup -------------------------------------------------------------
 
     @property
