@@ -89,7 +89,12 @@ class EventLog:
         table: The event log table; :data:`event_log` by default.
         lock: Take the PostgreSQL advisory lock before appending (gap safety). Turning it
             off exists only to demonstrate the gap problem in tests.
+        notify_channel: On PostgreSQL, ``NOTIFY`` this channel in the appending transaction
+            (delivered at commit) so projection workers wake at once; ``None`` to disable.
+            Wake-ups are hints: workers poll anyway.
     """
+
+    NOTIFY_CHANNEL = "cqrs_kit_event_log"
 
     def __init__(
         self,
@@ -97,11 +102,16 @@ class EventLog:
         table: sa.Table = event_log,
         *,
         lock: bool = True,
+        notify_channel: str | None = NOTIFY_CHANNEL,
     ) -> None:
         """Build the statements for ``table``."""
         self.event_types = event_types
         self.table = table
         self.lock = lock
+        self.notify_channel = notify_channel
+        self._notify = sa.select(
+            sa.func.pg_notify(sa.bindparam("channel"), sa.bindparam("payload"))
+        )
         self.lock_key = _lock_key(table.name)
         c = table.c
         self._insert = sa.insert(table).returning(c.position, sort_by_parameter_order=True)
@@ -154,10 +164,15 @@ class EventLog:
         if not pending:
             return []
         rows = self.rows(pending, meta or {})
-        if self.lock and _dialect_name(connection) == "postgresql":
+        postgres = _dialect_name(connection) == "postgresql"
+        if self.lock and postgres:
             connection.execute(self._lock, {"key": self.lock_key})
-        result = connection.execute(self._insert, rows)
-        return [row[0] for row in result]
+        positions = [row[0] for row in connection.execute(self._insert, rows)]
+        if postgres and self.notify_channel:
+            connection.execute(
+                self._notify, {"channel": self.notify_channel, "payload": str(positions[-1])}
+            )
+        return positions
 
     async def aappend(
         self,
@@ -169,10 +184,15 @@ class EventLog:
         if not pending:
             return []
         rows = self.rows(pending, meta or {})
-        if self.lock and _dialect_name(connection) == "postgresql":
+        postgres = _dialect_name(connection) == "postgresql"
+        if self.lock and postgres:
             await connection.execute(self._lock, {"key": self.lock_key})
-        result = await connection.execute(self._insert, rows)
-        return [row[0] for row in result]
+        positions = [row[0] for row in await connection.execute(self._insert, rows)]
+        if postgres and self.notify_channel:
+            await connection.execute(
+                self._notify, {"channel": self.notify_channel, "payload": str(positions[-1])}
+            )
+        return positions
 
     # -- reading -----------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Usage::
 
-    python -m cqrs_kit.projections --app myapp.projections:engine run
+    python -m cqrs_kit.projections --app myapp.projections:engine run [--ttl 10]
+    python -m cqrs_kit.worker --app myapp.projections:engine          (the same as run)
     python -m cqrs_kit.projections --app myapp.projections:engine status [--format json|log]
     python -m cqrs_kit.projections --app myapp.projections:engine rebuild order_summary
     python -m cqrs_kit.projections --app myapp.projections:engine pause|resume|skip|retry NAME
@@ -17,13 +18,14 @@ import argparse
 import dataclasses
 import importlib
 import json
+import logging
 import signal
 import sys
-import threading
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from cqrs_kit.exceptions import CqrsKitError
+from cqrs_kit.projections.distributed import LeasedWorker
 from cqrs_kit.projections.engine import ProjectionEngine
 from cqrs_kit.projections.projection import Strategy
 
@@ -112,23 +114,22 @@ class _ProgressBar:
         self.out.write("\n")
 
 
-def _run(engine: ProjectionEngine, names: list[str], once: bool, poll: float) -> int:
-    stop = threading.Event()
+def _run(engine: ProjectionEngine, names: list[str], args: argparse.Namespace) -> int:
+    if args.once:
+        engine.run_once(names)
+        return 0
+    worker = LeasedWorker(
+        engine, names, owner=args.owner, ttl=args.ttl, report_every=args.report_every
+    )
 
     def request_stop(signum: int, _frame: object) -> None:
         sys.stderr.write(f"received signal {signum}: stopping after the current batch\n")
-        stop.set()
+        worker.stop()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    idle = poll
-    while not stop.is_set():
-        applied = engine.run_once(names)
-        if once:
-            return 0
-        idle = poll if applied else min(idle * 2, 1.0)
-        if not applied:
-            stop.wait(idle)
+    sys.stderr.write(f"worker {worker.owner} running {', '.join(names)}\n")
+    worker.run()
     return 0
 
 
@@ -139,10 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--app", required=True, help="module:attribute of a ProjectionEngine")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run the async projections until SIGTERM/SIGINT")
+    run = commands.add_parser("run", help="run the async projections (leased) until SIGTERM/SIGINT")
     run.add_argument("--projections", help="comma-separated names (default: the async ones)")
     run.add_argument("--once", action="store_true", help="catch up once and exit")
-    run.add_argument("--poll", type=float, default=0.05, help="shortest idle poll interval, s")
+    run.add_argument("--ttl", type=float, default=10.0, help="lease time to live, seconds")
+    run.add_argument("--owner", help="this worker's name (default: host:pid:random)")
+    run.add_argument(
+        "--report-every", type=float, default=30.0, help="seconds between status log lines"
+    )
     status = commands.add_parser("status", help="show head, checkpoint, lag, state, errors")
     status.add_argument("--format", choices=["table", "json", "log"], default="table")
     commands.add_parser("setup", help="create read-model and checkpoint tables")
@@ -155,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]:
         commands.add_parser(name, help=text).add_argument("name")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     engine = load_engine(args.app)
     try:
         return _dispatch(engine, args)
@@ -169,7 +175,7 @@ def _dispatch(engine: ProjectionEngine, args: argparse.Namespace) -> int:
         names = args.projections.split(",") if args.projections else engine.names(Strategy.ASYNC)
         for name in names:
             engine.projection(name)
-        return _run(engine, names, args.once, args.poll)
+        return _run(engine, names, args)
     if args.command == "status":
         print_status(engine.status(), out, args.format)
     elif args.command == "setup":

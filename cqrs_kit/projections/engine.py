@@ -27,6 +27,7 @@ from cqrs_kit.projections.checkpoints import (
     CheckpointStore,
     projection_metadata,
 )
+from cqrs_kit.projections.leases import LeaseStore
 from cqrs_kit.projections.projection import (
     FailurePolicy,
     Handler,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from cqrs_kit.event_types import StoredEvent
     from cqrs_kit.eventlog import EventLog
 
-__all__ = ["ProjectionEngine", "ProjectionStatus"]
+__all__ = ["CheckpointConflictError", "LeaseLostError", "ProjectionEngine", "ProjectionStatus"]
 
 logger = logging.getLogger("cqrs_kit.projections")
 
@@ -49,6 +50,10 @@ Progress = Callable[[int, int], None]
 
 class CheckpointConflictError(ProjectionError):
     """Another worker advanced the checkpoint first; this batch was rolled back."""
+
+
+class LeaseLostError(ProjectionError):
+    """The worker no longer holds the projection's lease; its batch was rolled back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,8 @@ class ProjectionStatus:
         state: ``"running"`` or ``"paused"``.
         failed_position: Where it paused, if paused.
         last_error: Why it paused, if paused.
+        owner: The worker holding its lease, if any (and unexpired).
+        updated_at: When its checkpoint last moved (the last batch).
     """
 
     name: str
@@ -76,6 +83,14 @@ class ProjectionStatus:
     state: str
     failed_position: int | None
     last_error: str | None
+    owner: str | None = None
+    updated_at: dt.datetime | None = None
+
+
+def _live_owner(lease: tuple[str | None, float] | None) -> str | None:
+    if lease is None or lease[0] is None or lease[1] < time.time():
+        return None
+    return lease[0]
 
 
 def _log_reader(write_engine: sa.Engine) -> sa.Engine:
@@ -118,6 +133,7 @@ class ProjectionEngine:
         self.read_engine = read_engine
         self.retry_delay = retry_delay
         self.store = CheckpointStore()
+        self.leases = LeaseStore()
         self._log_engine = _log_reader(write_engine)
         self._projections: dict[str, Projection] = {}
         self._handlers: dict[str, dict[str, Handler]] = {}
@@ -193,17 +209,27 @@ class ProjectionEngine:
 
     # -- applying ----------------------------------------------------------------------
 
-    def catch_up(self, name: str, *, until: int | None = None) -> int:
+    def catch_up(self, name: str, *, until: int | None = None, owner: str | None = None) -> int:
         """Apply batches until the projection reaches the log head (or ``until``).
+
+        Args:
+            name: The projection.
+            until: Stop once this position is applied.
+            owner: The worker that must hold the projection's lease (distributed workers);
+                each batch checks it in its own transaction.
 
         Returns:
             How many events its handlers applied.
+
+        Raises:
+            LeaseLostError: ``owner`` does not hold the lease (the batch rolled back).
+            CheckpointConflictError: Another worker moved the checkpoint first.
         """
         projection = self.projection(name)
         applied = 0
         with self._locks[name]:
             while True:
-                count, reached, more = self._batch(projection)
+                count, reached, more = self._batch(projection, owner=owner)
                 applied += count
                 if not more or (until is not None and reached >= until):
                     return applied
@@ -235,9 +261,14 @@ class ProjectionEngine:
                 if not more:
                     break
 
-    def _batch(self, projection: Projection, *, strict: bool = False) -> tuple[int, int, bool]:
+    def _batch(
+        self, projection: Projection, *, strict: bool = False, owner: str | None = None
+    ) -> tuple[int, int, bool]:
         engine = self._engine_of(projection)
         with engine.begin() as connection, self._log_engine.connect() as log_connection:
+            if owner is not None and not self.leases.holds(connection, projection.name, owner):
+                msg = f"{owner} no longer holds the lease of projection {projection.name!r}"
+                raise LeaseLostError(msg, projection=projection.name)
             result = self._apply_batch(
                 projection, connection, log_connection, strict=strict, inline=False
             )
@@ -394,10 +425,12 @@ class ProjectionEngine:
         with self._log_engine.connect() as log_connection:
             head = self.event_log.head(log_connection)
             checkpoints = {}
+            owners: dict[str, tuple[str | None, float]] = {}
             for engine in {self.read_engine, self.write_engine}:
                 with engine.connect() as connection:
                     if sa.inspect(connection).has_table("projection_checkpoints"):
                         checkpoints.update({c.name: c for c in self.store.all(connection)})
+                        owners.update(self.leases.owners(connection))
             now = dt.datetime.now(dt.UTC)
             statuses = []
             for projection in self._projections.values():
@@ -422,6 +455,8 @@ class ProjectionEngine:
                         state=checkpoint.state if checkpoint else "new",
                         failed_position=checkpoint.failed_position if checkpoint else None,
                         last_error=checkpoint.last_error if checkpoint else None,
+                        owner=_live_owner(owners.get(projection.name)),
+                        updated_at=checkpoint.updated_at if checkpoint else None,
                     )
                 )
         return statuses

@@ -34,7 +34,7 @@ balances = sa.Table(
 
 
 def _engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         configure_sqlite(engine)
     return engine
@@ -62,15 +62,40 @@ def projection(delay: float) -> Projection:
     return p
 
 
+def counter(name: str, event_type: type[bank.Event]) -> Projection:
+    """A projection counting events of one type (to give workers several projections)."""
+    table = sa.Table(
+        name,
+        read_metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("seen", sa.Integer, nullable=False),
+    )
+    p = Projection(name, tables=[table], strategy=Strategy.ASYNC, batch_size=50)
+
+    @p.on(event_type)
+    def count(_event: bank.Event, ctx: ProjectionContext) -> None:
+        updated = ctx.connection.execute(sa.update(table).values(seen=table.c.seen + 1)).rowcount
+        if not updated:
+            ctx.connection.execute(sa.insert(table).values(id=1, seen=1))
+
+    return p
+
+
+_counters = [counter("crash_opened", bank.AccountOpened), counter("crash_deposits", bank.Deposited)]
+
+
 def engine(read_url: str | None = None) -> ProjectionEngine:
     """The engine named by ``--app tests.integration.crash_app:engine``."""
     write = _engine(os.environ["CRASH_WRITE_URL"])
     read = _engine(read_url or os.environ["CRASH_READ_URL"])
+    projections = [projection(float(os.environ.get("CRASH_EVENT_DELAY", "0")))]
+    if os.environ.get("CRASH_COUNTERS"):
+        projections += _counters
     return ProjectionEngine(
         event_log=EventLog(bank.event_types),
         write_engine=write,
         read_engine=read,
-        projections=[projection(float(os.environ.get("CRASH_EVENT_DELAY", "0")))],
+        projections=projections,
         write_metadata=bank.metadata,
     )
 
