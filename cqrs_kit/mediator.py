@@ -24,7 +24,7 @@ from cqrs_kit.exceptions import (
     PipelineFrozenError,
 )
 from cqrs_kit.messages import Command, Event, Message, MessageKind, Query
-from cqrs_kit.pipeline import chain_for, check_middleware, compose
+from cqrs_kit.pipeline import CallNext, chain_for, check_middleware, compose
 from cqrs_kit.registry import EventErrorPolicy, Registration, Registry
 
 if TYPE_CHECKING:
@@ -164,6 +164,7 @@ class _MediatorCore:
             invoker = self._event_invoker(self.registry.handlers_for_event(message_type))
             table = self._events
             fast_route = self._fast_route(invoker) if self._fast else None
+            direct = None
         else:
             registration = self.registry.handler_for(message_type)
             if registration is None:
@@ -171,11 +172,13 @@ class _MediatorCore:
             invoker = self._invoker(registration)
             table = self._commands if issubclass(message_type, Command) else self._queries
             fast_route = self._direct(registration) if self._fast else None
+            direct = self._plain(registration)
 
         if fast_route is not None:
             route = fast_route
         else:
-            route = self._context_route(compose(chain_for(message_type, self._middleware), invoker))
+            composed = compose(chain_for(message_type, self._middleware), invoker, direct)
+            route = self._context_route(invoker, composed)
         self._full[message_type] = table[message_type] = route
         return True
 
@@ -204,13 +207,24 @@ class _MediatorCore:
             return lambda message: handler()(message)  # noqa: PLW0108
         return handler  # type: ignore[no-any-return]
 
+    def _plain(self, registration: Registration) -> Callable[[Any], Any] | None:
+        """The handler itself, when it can be called with the message alone."""
+        spec = registration.spec
+        if spec.is_class or spec.dependencies or spec.takes_context:
+            return None
+        if self._asynchronous and not spec.is_async:
+            return None
+        return spec.handler  # type: ignore[no-any-return]
+
     def _fast_route(self, invoker: Invoker) -> Route:
         return lambda message: invoker(message, None)  # type: ignore[arg-type]
 
     def _event_invoker(self, registrations: list[Registration]) -> Invoker:
         raise NotImplementedError
 
-    def _context_route(self, entry: Invoker) -> Route:
+    def _context_route(
+        self, invoker: Invoker, composed: tuple[Callable[..., Any], CallNext] | None
+    ) -> Route:
         raise NotImplementedError
 
     def _send_with_receipt(
@@ -420,7 +434,11 @@ class Mediator(_MediatorCore):
 
         return run_all
 
-    def _context_route(self, entry: Invoker) -> Route:
+    def _context_route(
+        self, invoker: Invoker, composed: tuple[Callable[..., Any], CallNext] | None
+    ) -> Route:
+        first, call_next = composed if composed is not None else (None, None)
+
         def route(
             message: Any,
             correlation_id: str | None = None,
@@ -433,7 +451,9 @@ class Mediator(_MediatorCore):
                 ctx = DispatchContext.for_call(message, parent, correlation_id, metadata)
             token = _current.set(ctx)
             try:
-                result = entry(message, ctx)
+                result = (
+                    first(message, ctx, call_next) if first is not None else invoker(message, ctx)
+                )
             except BaseException:
                 _current.reset(token)
                 if parent is None and ctx._scope is not None:
@@ -562,7 +582,11 @@ class AsyncMediator(_MediatorCore):
             return super()._direct(registration)
         return self._fast_route(self._invoker(registration))
 
-    def _context_route(self, entry: Invoker) -> Route:
+    def _context_route(
+        self, invoker: Invoker, composed: tuple[Callable[..., Any], CallNext] | None
+    ) -> Route:
+        first, call_next = composed if composed is not None else (None, None)
+
         async def route(
             message: Any,
             correlation_id: str | None = None,
@@ -575,7 +599,9 @@ class AsyncMediator(_MediatorCore):
                 ctx = DispatchContext.for_call(message, parent, correlation_id, metadata)
             token = _current.set(ctx)
             try:
-                result = await entry(message, ctx)
+                result = await (
+                    first(message, ctx, call_next) if first is not None else invoker(message, ctx)
+                )
             except BaseException:
                 _current.reset(token)
                 if parent is None and ctx._scope is not None:

@@ -147,22 +147,38 @@ def _link(middleware: Callable[..., Any], inner: CallNext) -> CallNext:
     return call_next
 
 
-def compose(chain: tuple[Callable[..., Any], ...], invoker: Entry) -> Entry:
+def compose(
+    chain: tuple[Callable[..., Any], ...],
+    invoker: Entry,
+    direct: Callable[[Any], Any] | None = None,
+) -> tuple[Callable[..., Any], CallNext] | None:
     """Compose ``chain`` (outermost first) around ``invoker``, once.
+
+    Returns ``(first, call_next)``: a dispatch calls ``first(message, ctx, call_next)``.
+    ``None`` when the chain is empty (call ``invoker(message, ctx)``). ``direct``, a handler
+    that needs neither the context nor dependencies, is called by the innermost
+    continuation instead of ``invoker``, saving a call.
 
     The continuations are built here, not per dispatch: each finds the running dispatch's
     context through a context variable. So ``call_next`` must be called in the task or
     thread that received it, and it may be called again (a retrying middleware does).
     """
     if not chain:
-        return invoker
+        return None
 
-    def terminal() -> Any:
-        ctx: Any = _current.get()
-        return invoker(ctx.message, ctx)
+    if direct is not None:
+
+        def terminal() -> Any:
+            ctx: Any = _current.get()
+            return direct(ctx.message)
+
+    else:
+
+        def terminal() -> Any:
+            ctx: Any = _current.get()
+            return invoker(ctx.message, ctx)
 
     call_next: CallNext = terminal
     for middleware in reversed(chain[1:]):
         call_next = _link(middleware, call_next)
-    first = chain[0]
-    return lambda message, ctx: first(message, ctx, call_next)
+    return chain[0], call_next

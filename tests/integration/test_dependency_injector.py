@@ -445,13 +445,14 @@ class TestWithAsyncMediator(ContainerResolverContract):
 @pytest.mark.parametrize("mediator_type", [Mediator, AsyncMediator])
 def test_missing_dependency_fails_when_the_handler_is_registered(mediator_type, container):
     registry = Registry()
-    mediator_type(registry, resolver=ContainerResolver(container))
+    mediator = mediator_type(registry, resolver=ContainerResolver(container))
 
     def handle(command: Probe, sesion: FakeSession) -> Any:
         return sesion
 
     with pytest.raises(UnresolvableDependencyError) as caught:
         registry.register(Probe, handle)
+    assert mediator.registry is registry  # the registry checks for mediators still alive
 
     error = caught.value
     assert error.handler is handle
