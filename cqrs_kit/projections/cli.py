@@ -151,8 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = commands.add_parser("status", help="show head, checkpoint, lag, state, errors")
     status.add_argument("--format", choices=["table", "json", "log"], default="table")
     commands.add_parser("setup", help="create read-model and checkpoint tables")
+    rebuild = commands.add_parser(
+        "rebuild", help="replay the log into a fresh copy (blue/green), then switch"
+    )
+    rebuild.add_argument("name")
+    rebuild.add_argument("--in-place", action="store_true", help="rebuild the live tables")
+    rebuild.add_argument("--restart", action="store_true", help="discard an interrupted copy")
     for name, text in [
-        ("rebuild", "replay the whole log into the projection's tables"),
         ("pause", "stop applying events"),
         ("resume", "resume; retries the event it stopped at"),
         ("skip", "skip the event a paused projection stopped at"),
@@ -182,7 +187,9 @@ def _dispatch(engine: ProjectionEngine, args: argparse.Namespace) -> int:
         engine.setup()
     elif args.command == "rebuild":
         bar = _ProgressBar(f"rebuilding {args.name}", sys.stderr)
-        applied = engine.rebuild(args.name, progress=bar)
+        applied = engine.rebuild(
+            args.name, in_place=args.in_place, restart=args.restart, progress=bar
+        )
         bar.close()
         out.write(f"rebuilt {args.name}: {applied} events applied\n")
     elif args.command == "pause":

@@ -496,16 +496,43 @@ class ProjectionEngine:
         self.resume(name)
         return self.catch_up(name)
 
-    def rebuild(self, name: str, *, progress: Progress | None = None) -> int:
-        """Clear ``name``'s tables and replay the whole log into them, in batches.
+    def rebuild(
+        self,
+        name: str,
+        *,
+        in_place: bool = False,
+        restart: bool = False,
+        progress: Progress | None = None,
+    ) -> int:
+        """Replay the whole log into ``name``'s tables, in batches.
 
-        Unknown event types fail a rebuild (continuous processing skips them). A rebuild
-        that crashes resumes from its checkpoint when :meth:`catch_up` runs again.
+        By default the rebuild is blue/green (see :mod:`cqrs_kit.projections.rebuild`): the
+        log is replayed into a staging copy while the live tables keep serving, then one
+        transaction switches the copy in. ``in_place=True`` clears the live tables and
+        replays into them (for small models: queries see a partial model meanwhile).
+        Unknown event types fail a rebuild (continuous processing skips them). Both kinds
+        resume from their checkpoint after a crash: run the rebuild (blue/green) or
+        :meth:`catch_up` (in place) again.
+
+        Args:
+            name: The projection.
+            in_place: Rebuild the live tables directly.
+            restart: Blue/green only: discard an interrupted staging copy instead of
+                resuming it.
+            progress: Called as ``progress(done, total)`` after each batch.
 
         Returns:
             How many events its handlers applied.
         """
         projection = self.projection(name)
+        if not in_place:
+            from cqrs_kit.projections.rebuild import BlueGreenRebuild
+
+            rebuild = BlueGreenRebuild(self, name)
+            try:
+                return rebuild.run(restart=restart, progress=progress)
+            finally:
+                rebuild.close()
         with self._locks[name]:
             with self._engine_of(projection).begin() as connection:
                 for table in reversed(projection.tables):

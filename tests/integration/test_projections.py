@@ -451,3 +451,55 @@ async def test_async_mediator_sync_and_async_strategies(tmp_path: Path) -> None:
     await async_write.dispose()
     write.dispose()
     read.dispose()
+
+
+class RebuildInterruptedError(Exception):
+    pass
+
+
+def test_blue_green_rebuild_keeps_serving_resumes_and_switches(
+    engines: tuple[sa.Engine, sa.Engine],
+) -> None:
+    setup = Setup(*engines, make_projections(Strategy.SYNC, batch_size=4))
+    mediator = _sync_mediator(setup)
+    for name in ("a", "b", "c"):
+        account = mediator.send(bank.OpenAccount(name=name))
+        for amount in range(1, 5):
+            mediator.send(bank.Deposit(account_id=account, amount=amount))
+    live_before = setup.rows(summary)
+    with setup.read.begin() as connection:  # damage the live model: the rebuild must repair it
+        connection.execute(sa.update(summary).values(balance=-1))
+    damaged = setup.rows(summary)
+    seen_during: list[list[tuple[Any, ...]]] = []
+
+    def crash_after_first_batch(done: int, total: int) -> None:
+        seen_during.append(setup.rows(summary))
+        raise RebuildInterruptedError
+
+    with pytest.raises(RebuildInterruptedError):
+        setup.engine.rebuild("account_summary", progress=crash_after_first_batch)
+    assert seen_during == [damaged], "the live tables keep serving during the rebuild"
+    assert setup.rows(summary) == damaged, "nothing switched before the copy caught up"
+
+    mediator.send(bank.Deposit(account_id=1, amount=100))  # new events while rebuilding
+    live_before[0] = (*live_before[0][:2], live_before[0][2] + 100, live_before[0][3] + 1)
+    steps: list[tuple[int, int]] = []
+    applied = setup.engine.rebuild("account_summary", progress=lambda d, t: steps.append((d, t)))
+    assert steps[0][0] > 4, "resumed from the staging checkpoint, not from zero"
+    assert applied < 16, "the first batch was not applied again"
+    assert setup.rows(summary) == live_before, "switched to the rebuilt copy"
+    assert setup.engine.checkpoint("account_summary").position == 16
+    mediator.send(bank.Deposit(account_id=2, amount=1))
+    assert setup.rows(summary)[1][2] == live_before[1][2] + 1, "keeps projecting after the switch"
+
+
+def test_in_place_rebuild(engines: tuple[sa.Engine, sa.Engine]) -> None:
+    setup = Setup(*engines, make_projections(Strategy.SYNC))
+    mediator = _sync_mediator(setup)
+    account = mediator.send(bank.OpenAccount(name="a"))
+    mediator.send(bank.Deposit(account_id=account, amount=3))
+    before = setup.rows(summary)
+    with setup.read.begin() as connection:
+        connection.execute(sa.delete(summary))
+    assert setup.engine.rebuild("account_summary", in_place=True) == 2
+    assert setup.rows(summary) == before
