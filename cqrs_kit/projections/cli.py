@@ -60,7 +60,7 @@ def print_status(statuses: Sequence[ProjectionStatus], out: TextIO, fmt: str = "
     """Print projection statuses as a table, JSON lines, or structlog events."""
     if fmt == "json":
         for status in statuses:
-            out.write(json.dumps(dataclasses.asdict(status)) + "\n")
+            out.write(json.dumps(dataclasses.asdict(status), default=str) + "\n")
         return
     if fmt == "log":
         import structlog
