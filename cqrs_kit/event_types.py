@@ -155,7 +155,7 @@ class EventTypes:
             raise ConfigurationError(msg)
         upcasters = dict(upcasters or {})
         missing = [v for v in range(1, version) if v not in upcasters]
-        if upcasters and missing:
+        if missing:
             msg = f"{type_name} v{version}: upcasters are missing for versions {missing}"
             raise ConfigurationError(msg)
         if event_class in self._by_class:

@@ -118,6 +118,12 @@ class EventLog:
         self._lock = sa.select(
             sa.func.pg_advisory_xact_lock(sa.bindparam("key", type_=sa.BigInteger))
         )
+        # The notification is queued in the transaction and delivered at commit, so it can
+        # go with the lock: one round trip instead of two.
+        self._lock_and_notify = sa.select(
+            sa.func.pg_advisory_xact_lock(sa.bindparam("key", type_=sa.BigInteger)),
+            sa.func.pg_notify(sa.bindparam("channel"), ""),
+        )
         self._read = (
             sa.select(table)
             .where(c.position > sa.bindparam("after"))
@@ -164,15 +170,10 @@ class EventLog:
         if not pending:
             return []
         rows = self.rows(pending, meta or {})
-        postgres = _dialect_name(connection) == "postgresql"
-        if self.lock and postgres:
-            connection.execute(self._lock, {"key": self.lock_key})
-        positions = [row[0] for row in connection.execute(self._insert, rows)]
-        if postgres and self.notify_channel:
-            connection.execute(
-                self._notify, {"channel": self.notify_channel, "payload": str(positions[-1])}
-            )
-        return positions
+        statement = self._before_insert(connection)
+        if statement is not None:
+            connection.execute(*statement)
+        return [row[0] for row in connection.execute(self._insert, rows)]
 
     async def aappend(
         self,
@@ -184,19 +185,29 @@ class EventLog:
         if not pending:
             return []
         rows = self.rows(pending, meta or {})
-        postgres = _dialect_name(connection) == "postgresql"
-        if self.lock and postgres:
-            await connection.execute(self._lock, {"key": self.lock_key})
-        positions = [row[0] for row in await connection.execute(self._insert, rows)]
-        if postgres and self.notify_channel:
-            await connection.execute(
-                self._notify, {"channel": self.notify_channel, "payload": str(positions[-1])}
-            )
-        return positions
+        statement = self._before_insert(connection)
+        if statement is not None:
+            await connection.execute(*statement)
+        return [row[0] for row in await connection.execute(self._insert, rows)]
+
+    def _before_insert(self, connection: Any) -> tuple[Any, dict[str, Any]] | None:
+        """PostgreSQL: the lock (gap safety) and the commit-time wake-up, in one statement."""
+        if _dialect_name(connection) != "postgresql":
+            return None
+        if self.lock and self.notify_channel:
+            return self._lock_and_notify, {"key": self.lock_key, "channel": self.notify_channel}
+        if self.lock:
+            return self._lock, {"key": self.lock_key}
+        if self.notify_channel:
+            return self._notify, {"channel": self.notify_channel, "payload": ""}
+        return None
 
     # -- reading -----------------------------------------------------------------------
 
     def _stored(self, row: Any) -> StoredEvent:
+        recorded_at = row.recorded_at
+        if recorded_at.tzinfo is None:  # SQLite keeps no offset; we always write UTC
+            recorded_at = recorded_at.replace(tzinfo=dt.UTC)
         return StoredEvent(
             position=row.position,
             event_id=row.event_id,
@@ -206,7 +217,7 @@ class EventLog:
             stream_id=row.stream_id,
             payload=row.payload,
             metadata=row.metadata,
-            recorded_at=row.recorded_at,
+            recorded_at=recorded_at,
         )
 
     def read(

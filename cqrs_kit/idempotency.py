@@ -40,9 +40,14 @@ idempotency_keys = sa.Table(
 )
 
 
+@functools.cache
+def _has_key_field(command_type: type[Command[Any]]) -> bool:
+    return METADATA_KEY in command_type.model_fields
+
+
 def idempotency_key_of(command: Command[Any], ctx: DispatchContext) -> str | None:
     """The command's idempotency key: its ``idempotency_key`` field, else the metadata's."""
-    key = getattr(command, METADATA_KEY, None)
+    key = getattr(command, METADATA_KEY) if _has_key_field(type(command)) else None
     if key is None and ctx._metadata is not None:
         key = ctx._metadata.get(METADATA_KEY)
     return None if key is None else str(key)

@@ -18,6 +18,7 @@ from cqrs_kit.consistency import CONSISTENCY_KEY, AtLeast, Receipt
 from cqrs_kit.context import DispatchContext, _current
 from cqrs_kit.dependencies import Dependencies, KwargsBuilder, Resolver
 from cqrs_kit.exceptions import (
+    ConfigurationError,
     HandlerNotFoundError,
     InvalidHandlerError,
     MessageKindError,
@@ -26,6 +27,7 @@ from cqrs_kit.exceptions import (
 from cqrs_kit.messages import Command, Event, Message, MessageKind, Query
 from cqrs_kit.pipeline import CallNext, chain_for, check_middleware, compose
 from cqrs_kit.registry import EventErrorPolicy, Registration, Registry
+from cqrs_kit.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
     from cqrs_kit._handlers import HandlerSpec
@@ -169,6 +171,7 @@ class _MediatorCore:
             registration = self.registry.handler_for(message_type)
             if registration is None:
                 return False
+            self._check_unit_of_work(registration, message_type)
             invoker = self._invoker(registration)
             table = self._commands if issubclass(message_type, Command) else self._queries
             fast_route = self._direct(registration) if self._fast else None
@@ -206,6 +209,25 @@ class _MediatorCore:
             # A class handler is instantiated per dispatch, never shared.
             return lambda message: handler()(message)  # noqa: PLW0108
         return handler  # type: ignore[no-any-return]
+
+    def _check_unit_of_work(self, registration: Registration, message_type: type[Message]) -> None:
+        """A handler that writes through a unit of work needs a transaction around it."""
+        wants = [
+            d.name
+            for d in registration.spec.dependencies
+            if isinstance(d.annotation, type) and issubclass(d.annotation, UnitOfWork)
+        ]
+        if not wants:
+            return
+        chain = chain_for(message_type, self._middleware)
+        if any(getattr(m, "provides_unit_of_work", False) for m in chain):
+            return
+        msg = (
+            f"{registration.spec.name} takes a unit of work ({', '.join(wants)}), but no "
+            f"transaction middleware applies to {message_type.__name__}; add "
+            f"TransactionMiddleware (it applies to commands) to the mediator"
+        )
+        raise ConfigurationError(msg)
 
     def _plain(self, registration: Registration) -> Callable[[Any], Any] | None:
         """The handler itself, when it can be called with the message alone."""

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from cqrs_kit.exceptions import ConfigurationError
+from cqrs_kit.exceptions import ConfigurationError, PersistenceError
 from cqrs_kit.idempotency import IdempotencyStore, idempotency_key_of
 from cqrs_kit.messages import Command, Message
 from cqrs_kit.persistence import is_transient, translate_error
@@ -118,6 +118,8 @@ class _TransactionCore:
     __slots__ = ("after_append", "event_log", "idempotency", "retry", "session_factory")
 
     applies_to: tuple[type[Message], ...] = (Command,)
+    provides_unit_of_work = True
+    """Handlers behind this middleware can depend on a unit of work (checked at freeze)."""
 
     def __init__(
         self,
@@ -139,6 +141,21 @@ class _TransactionCore:
         uow._pending.clear()
         if positions:
             ctx.consistency_token = positions[-1]
+
+    def _check_commit(self, exc: SQLAlchemyError, *, committing: bool, key: str | None) -> None:
+        """Refuse to retry a command whose commit may have landed.
+
+        A connection lost *during the commit* leaves the outcome unknown: retrying could apply
+        the command twice. With an idempotency key a retry is safe (it finds the stored
+        result), so only keyless commands stop here.
+        """
+        if committing and key is None and getattr(exc, "connection_invalidated", False):
+            msg = (
+                "the connection was lost while committing: the command may or may not have "
+                "been applied, so it is not retried; check its effects, or give commands an "
+                "idempotency key so they can be retried safely"
+            )
+            raise PersistenceError(msg) from exc
 
     def _should_retry(self, exc: BaseException, attempt: int) -> bool:
         return attempt < self.retry.attempts and (
@@ -185,6 +202,7 @@ class TransactionMiddleware(_TransactionCore):
         uow = SqlAlchemyUnitOfWork(session)
         ctx.unit_of_work = uow
         key = idempotency_key_of(command, ctx)
+        committing = False
         try:
             with session.begin():
                 if key is not None:
@@ -209,8 +227,12 @@ class TransactionMiddleware(_TransactionCore):
                         self.idempotency.result_statement,
                         self.idempotency.result_params(key, command, result),
                     )
+                committing = True
             self._appended(ctx, uow, positions)
             return result
+        except SQLAlchemyError as exc:
+            self._check_commit(exc, committing=committing, key=key)
+            raise
         finally:
             ctx.unit_of_work = None
             session.close()
@@ -250,6 +272,7 @@ class AsyncTransactionMiddleware(_TransactionCore):
         uow = AsyncSqlAlchemyUnitOfWork(session)
         ctx.unit_of_work = uow
         key = idempotency_key_of(command, ctx)
+        committing = False
         try:
             async with session.begin():
                 if key is not None:
@@ -276,8 +299,12 @@ class AsyncTransactionMiddleware(_TransactionCore):
                         self.idempotency.result_statement,
                         self.idempotency.result_params(key, command, result),
                     )
+                committing = True
             self._appended(ctx, uow, positions)
             return result
+        except SQLAlchemyError as exc:
+            self._check_commit(exc, committing=committing, key=key)
+            raise
         finally:
             ctx.unit_of_work = None
             await session.close()

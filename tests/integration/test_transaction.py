@@ -300,3 +300,41 @@ def test_postgres_serialization_failure_is_retried(postgres_database: Database) 
     assert len(attempts) == 2, "the serialization failure retried the whole command once"
     assert h.balances() == {"hot": 101}
     h.close()
+
+
+def test_connection_lost_during_commit_is_not_retried_without_a_key(postgres_database: Database) -> None:
+    engine = sa.create_engine(postgres_database.sync_url)
+    h = _sync_harness(engine)
+    h.send(bank.OpenAccount(name="first"))
+    killer = sa.create_engine(postgres_database.sync_url, poolclass=sa.pool.NullPool)
+    kills: list[int] = []
+
+    @sa.event.listens_for(engine, "commit")
+    def kill_before_commit(connection: sa.Connection) -> None:
+        if len(kills) < 1:
+            pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            kills.append(pid)
+            with killer.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    with pytest.raises(PersistenceError, match="may or may not have been applied") as info:
+        h.send(bank.OpenAccount(name="second"))
+    assert not isinstance(info.value, ConcurrencyError)
+    assert kills, "the connection was cut during the commit"
+    assert h.balances() == {"first": 0}, "here the commit did not land, and nothing retried it"
+
+    kills.clear()  # with an idempotency key the same fault is retried safely
+    assert h.send(bank.OpenAccount(name="third", idempotency_key="k")) == h.send(
+        bank.OpenAccount(name="third", idempotency_key="k")
+    )
+    assert set(h.balances()) == {"first", "third"}
+    killer.dispose()
+    h.close()
+
+
+def test_a_handler_needing_a_unit_of_work_without_a_transaction_fails_at_freeze() -> None:
+    from cqrs_kit import ConfigurationError
+
+    mediator = Mediator(bank.sync_registry([None]))
+    with pytest.raises(ConfigurationError, match="no transaction middleware applies to OpenAccount"):
+        mediator.freeze()
