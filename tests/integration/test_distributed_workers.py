@@ -23,7 +23,7 @@ from tests.integration import crash_app
 
 ROOT = Path(__file__).resolve().parents[2]
 TTL = 2.0
-LOAD_SECONDS = float(os.environ.get("CQRS_KIT_LOAD_SECONDS", "10"))
+LOAD_SECONDS = float(os.environ.get("CQRS_KIT_LOAD_SECONDS", "6"))
 
 
 @pytest.fixture
@@ -193,7 +193,7 @@ def test_workers_survive_terminated_connections(app: dict[str, str], tmp_path: P
 
 
 def test_load_four_writers_three_workers(app: dict[str, str], tmp_path: Path) -> None:
-    """Writers for ``CQRS_KIT_LOAD_SECONDS`` (10 by default, 60 for the full run)."""
+    """Writers for ``CQRS_KIT_LOAD_SECONDS`` (6 by default; set 60 for the full load run)."""
     url = app["CRASH_WRITE_URL"]
     workers = [_worker(app, f"w{i}") for i in range(3)]
     started = time.monotonic()

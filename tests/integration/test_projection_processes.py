@@ -110,8 +110,8 @@ def test_killing_a_worker_mid_batch_loses_and_duplicates_nothing(
     assert main(["--app", "tests.integration.crash_app:engine", "setup"]) == 0
     rng = random.Random(7)
     progress = []
-    for round_ in range(6):
-        crash_app.write(write_url, accounts=2, deposits=80, seed=round_)
+    for round_ in range(4):
+        crash_app.write(write_url, accounts=2, deposits=50, seed=round_)
         before = crash_app.checkpoint()
         worker = _worker(env)
         _wait_until(lambda before=before: crash_app.checkpoint() > before)  # a batch committed
