@@ -241,6 +241,7 @@ def run(directory: Path, strategy: Strategy) -> None:
         async_run(mediator, engine, worker)
     print("status:")
     print_status(engine)
+    engine.close()  # the connections the engine opened itself
     write_db.dispose()
     read_db.dispose()
 

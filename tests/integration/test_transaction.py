@@ -302,7 +302,9 @@ def test_postgres_serialization_failure_is_retried(postgres_database: Database) 
     h.close()
 
 
-def test_connection_lost_during_commit_is_not_retried_without_a_key(postgres_database: Database) -> None:
+def test_connection_lost_during_commit_is_not_retried_without_a_key(
+    postgres_database: Database,
+) -> None:
     engine = sa.create_engine(postgres_database.sync_url)
     h = _sync_harness(engine)
     h.send(bank.OpenAccount(name="first"))
@@ -336,5 +338,7 @@ def test_a_handler_needing_a_unit_of_work_without_a_transaction_fails_at_freeze(
     from cqrs_kit import ConfigurationError
 
     mediator = Mediator(bank.sync_registry([None]))
-    with pytest.raises(ConfigurationError, match="no transaction middleware applies to OpenAccount"):
+    with pytest.raises(
+        ConfigurationError, match="no transaction middleware applies to OpenAccount"
+    ):
         mediator.freeze()
