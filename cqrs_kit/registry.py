@@ -180,6 +180,21 @@ class Registry:
 
         return decorate
 
+    def include(self, other: Registry) -> None:
+        """Register every handler of ``other`` here too (e.g. a write and a read registry).
+
+        Each registration keeps its options and goes through the same checks as
+        :meth:`register`, so a command registered in both raises ``DuplicateHandlerError``.
+        """
+        for registration in other.registrations():
+            spec = registration.spec
+            self.register(
+                spec.message_type,
+                spec.handler,
+                include_subclasses=registration.include_subclasses,
+                on_error=registration.on_error,
+            )
+
     # -- reading ---------------------------------------------------------------------------
 
     def handler_for(self, message_type: type[Message]) -> Registration | None:

@@ -6,7 +6,7 @@ top-level command has committed it catches the ``sync`` projections up to the co
 token before ``send`` returns, and wakes the ``async`` worker. If a sync catch-up fails the
 command still succeeded: the error is logged and the next catch-up applies the events.
 ``inline`` projections run inside the transaction: pass ``engine.apply_inline`` to the
-transaction middleware's ``after_append`` hooks (``ProjectionMiddleware.install`` does it).
+transaction middleware's ``after_append`` hooks.
 
 ``ConsistencyMiddleware`` serves ``ask(query, consistency=AtLeast(token))``: it waits for
 the projections the query reads (its ``read_models`` class attribute, else all) and fails

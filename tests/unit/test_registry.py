@@ -620,3 +620,29 @@ def test_mediator_register_applies_the_same_checks(mediator_type: type[Any]) -> 
     mediator.register(CreateOrder, create_order)
     with pytest.raises(DuplicateHandlerError):
         mediator.register(CreateOrder, other_create_order)
+
+
+def test_include_copies_every_registration_with_its_options() -> None:
+    from cqrs_kit import Command, Event, EventErrorPolicy, Query, Registry
+    from cqrs_kit.exceptions import DuplicateHandlerError
+
+    class Make(Command[int]):
+        pass
+
+    class Look(Query[int]):
+        pass
+
+    class Seen(Event):
+        pass
+
+    write, read, merged = Registry(), Registry(), Registry()
+    write.register(Make, lambda c: 1)
+    write.register(Seen, lambda e: None, on_error="continue")
+    read.register(Look, lambda q: 2, include_subclasses=True)
+    merged.include(write)
+    merged.include(read)
+    assert set(merged.message_types) == {Make, Look, Seen}
+    assert merged.handler_for(Look).include_subclasses  # type: ignore[union-attr]
+    assert merged.handlers_for_event(Seen)[0].on_error is EventErrorPolicy.CONTINUE
+    with pytest.raises(DuplicateHandlerError):
+        merged.include(write)
