@@ -35,6 +35,7 @@ baseline_registry = Registry()
 """The baseline's query handlers."""
 
 
+# --8<-- [start:list_user_orders]
 @baseline_registry.handles(ListUserOrders)
 def list_user_orders(
     query: ListUserOrders, *, writer_reader: ReadDatabase, cursors: CursorCodec
@@ -48,6 +49,7 @@ def list_user_orders(
     with writer_reader.connect() as connection:
         items = baseline.list_user_orders(connection, query.user_id, before, PAGE_SIZE + 1)
     return make_page(query.user_id, items, cursors)
+    # --8<-- [end:list_user_orders]
 
 
 @baseline_registry.handles(GetOrderDetail)

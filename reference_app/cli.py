@@ -297,6 +297,7 @@ def _ignore(_signum: int, _frame: object) -> None:
     return
 
 
+# --8<-- [start:worker]
 def _worker(container: Container, args: argparse.Namespace) -> int:
     _require_schema(container)
     settings = container.settings()
@@ -321,6 +322,7 @@ def _worker(container: Container, args: argparse.Namespace) -> int:
     sys.stderr.write(f"worker {worker.owner} running {', '.join(names)}\n")
     worker.run()
     return EXIT_OK
+    # --8<-- [end:worker]
 
 
 def _status(container: Container, args: argparse.Namespace) -> int:

@@ -10,7 +10,8 @@ the benchmarks and the tests all ask a :class:`Container` for them::
 
 What is in it:
 
-- Engines, one per database. On SQLite both begin with ``BEGIN IMMEDIATE`` (writers queue
+- Engines, one per database (one in all when the read models share the write database, as
+  ``inline`` projections require). On SQLite both begin with ``BEGIN IMMEDIATE`` (writers queue
   for the lock up front): commands write the write database, projections the read one.
   Queries, the baseline and API token checks read through
   :class:`~reference_app.read.database.ReadDatabase` (``reader`` on the read database,
@@ -53,7 +54,7 @@ from cqrs_kit.middleware.logging import LoggingMiddleware
 from cqrs_kit.middleware.projection import ConsistencyMiddleware, ProjectionMiddleware
 from cqrs_kit.middleware.transaction import TransactionMiddleware
 from cqrs_kit.persistence import sqlite_engine
-from cqrs_kit.projections import Projection, ProjectionEngine, ProjectionWorker
+from cqrs_kit.projections import Projection, ProjectionEngine, ProjectionWorker, Strategy
 from cqrs_kit.projections.checkpoints import projection_metadata
 from reference_app.baseline_handlers import baseline_registry
 from reference_app.config import Settings
@@ -98,6 +99,22 @@ def _engine(url: str) -> Iterator[sa.Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+def _read_engine(settings: Settings, write_engine: sa.Engine) -> Iterator[sa.Engine]:
+    """The read models' engine: the write engine itself when they share a database.
+
+    That is always so with an ``inline`` projection (its tables are written in the command's
+    transaction, so they live in the write database, and the settings require both URLs to be
+    equal); one engine then serves both, so the queries (``reader``), the read-model tables
+    (:func:`create_schema`) and the projections all see the one database. Otherwise, an
+    engine of its own, disposed at shutdown.
+    """
+    inline = any(s is Strategy.INLINE for s in settings.projections.values())
+    if inline or settings.read_database_url == settings.write_database_url:
+        yield write_engine  # disposed by its own provider
+        return
+    yield from _engine(settings.read_database_url)
 
 
 def _projection_engine(
@@ -148,7 +165,7 @@ def _transaction(
 
 
 def merged_registry(*registries: Registry) -> Registry:
-    """Copy the registrations of ``registries`` into one new registry.
+    """A new registry holding the registrations of ``registries`` (:meth:`Registry.include`).
 
     The module-level registries stay unfrozen and unobserved, so several containers (tests,
     benchmarks) can build mediators from them in one process.
@@ -158,13 +175,7 @@ def merged_registry(*registries: Registry) -> Registry:
     """
     merged = Registry()
     for registry in registries:
-        for registration in registry.registrations():
-            merged.register(
-                registration.spec.message_type,
-                registration.spec.handler,
-                include_subclasses=registration.include_subclasses,
-                on_error=registration.on_error,
-            )
+        merged.include(registry)
     return merged
 
 
@@ -191,7 +202,7 @@ class Container(containers.DeclarativeContainer):
 
     # Databases.
     write_engine = providers.Resource(_engine, settings.provided.write_database_url)
-    read_engine = providers.Resource(_engine, settings.provided.read_database_url)
+    read_engine = providers.Resource(_read_engine, settings, write_engine)
     session_factory = providers.Singleton(sessionmaker, bind=write_engine)
 
     # Event log and projections.

@@ -175,6 +175,7 @@ _bearer = HTTPBearer(
 )
 
 
+# --8<-- [start:auth]
 def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -207,6 +208,7 @@ def staff_user(principal: Annotated[Principal, Depends(current_user)]) -> Princi
 
 User = Annotated[Principal, Depends(current_user)]
 Staff = Annotated[Principal, Depends(staff_user)]
+# --8<-- [end:auth]
 Services = Annotated[_Services, Depends(_services)]
 
 
@@ -285,6 +287,7 @@ def _build(factory: Callable[[Mapping[str, Any]], T], source: str, values: Mappi
         ) from exc
 
 
+# --8<-- [start:consistency]
 def _consistency(token: int | None, services: _Services) -> AtLeast | None:
     return None if token is None else AtLeast(token, timeout=services.consistency_timeout)
 
@@ -298,6 +301,7 @@ ConsistencyToken = Annotated[
         description="A write's token: wait until the read models include that write.",
     ),
 ]
+# --8<-- [end:consistency]
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -409,6 +413,7 @@ class ErrorResponse(BaseModel):
 
 # -- errors, mapped in one place --------------------------------------------------------------
 
+# --8<-- [start:errors]
 ERROR_STATUS: Final[Mapping[type[Exception], tuple[int, str]]] = {
     InvalidCursorError: (400, "invalid_cursor"),
     NotAuthenticatedError: (401, "not_authenticated"),
@@ -426,6 +431,7 @@ ERROR_STATUS: Final[Mapping[type[Exception], tuple[int, str]]] = {
 Looked up along the exception's MRO by Starlette, so subclasses map like their base.
 Anything else is a bug or an outage, and a 500.
 """
+# --8<-- [end:errors]
 
 
 class _AsciiJSONResponse(JSONResponse):
@@ -501,6 +507,7 @@ _TOKEN_HEADER_DOC = {
 router = APIRouter()
 
 
+# --8<-- [start:create_order]
 @router.post(
     "/orders",
     status_code=201,
@@ -522,6 +529,7 @@ def create_order(
     _set_token(response, receipt)
     response.headers["Location"] = f"/orders/{order_id}"
     return OrderCreatedResponse(order_id=order_id)
+    # --8<-- [end:create_order]
 
 
 @router.patch(
@@ -550,6 +558,7 @@ def update_order_status(
     return response
 
 
+# --8<-- [start:list_orders]
 @router.get(
     "/orders",
     response_model=OrderPageResponse,
@@ -566,8 +575,10 @@ def list_orders(
     query = ListUserOrders(user_id=user.user_id, cursor=cursor or None)  # "?cursor=": page 1
     page = services.mediator.ask(query, consistency=_consistency(consistency_token, services))
     return OrderPageResponse.model_validate(page)
+    # --8<-- [end:list_orders]
 
 
+# --8<-- [start:get_order]
 @router.get(
     "/orders/{order_id}",
     response_model=OrderDetailResponse,
@@ -587,6 +598,7 @@ def get_order(
         # Someone else's order is "not found" too: its existence is nobody else's business.
         raise UnknownOrderError(OrderId(order_id))
     return OrderDetailResponse.model_validate(detail)
+    # --8<-- [end:get_order]
 
 
 @router.get(
@@ -608,9 +620,11 @@ def daily_analytics(
     return DailyAnalyticsResponse(items=[DailyStatResponse.model_validate(s) for s in stats])
 
 
+# --8<-- [start:set_token]
 def _set_token(response: Response, receipt: Receipt) -> None:
     if receipt.token is not None:
         response.headers[CONSISTENCY_HEADER] = str(receipt.token)
+    # --8<-- [end:set_token]
 
 
 # -- the app ----------------------------------------------------------------------------------
@@ -660,7 +674,9 @@ def create_app(source: Container | Settings) -> FastAPI:
     app.state.services = services
     app.state.container = container
     app.include_router(router)
+    # --8<-- [start:exception_handlers]
     for exc_type in ERROR_STATUS:
         app.add_exception_handler(exc_type, _error_response)
     app.add_exception_handler(RequestValidationError, _validation_response)
+    # --8<-- [end:exception_handlers]
     return app

@@ -69,7 +69,9 @@ class ProjectionMiddleware:
                 try:
                     self.engine.catch_up(name, until=token)
                 except Exception:
-                    logger.exception("sync projection %s failed; the worker will retry", name)
+                    logger.exception(
+                        "sync projection %s failed; its next catch-up will retry", name
+                    )
             if self.worker is not None:
                 self.worker.wake()
         return result
@@ -104,7 +106,9 @@ class AsyncProjectionMiddleware:
                 try:
                     await asyncio.to_thread(self.engine.catch_up, name, until=token)
                 except Exception:
-                    logger.exception("sync projection %s failed; the worker will retry", name)
+                    logger.exception(
+                        "sync projection %s failed; its next catch-up will retry", name
+                    )
             if self.worker is not None:
                 self.worker.wake()
         return result

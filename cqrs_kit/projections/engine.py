@@ -139,6 +139,7 @@ class ProjectionEngine:
         self._handlers: dict[str, dict[str, Handler]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._advanced = threading.Condition()
+        self._generation = 0  # bumped on every local batch, so a wait cannot miss a wake-up
         write_tables = set(write_metadata.tables) if write_metadata is not None else set()
         write_tables |= set(event_log.table.metadata.tables)
         for projection in projections:
@@ -273,6 +274,7 @@ class ProjectionEngine:
                 projection, connection, log_connection, strict=strict, inline=False
             )
         with self._advanced:
+            self._generation += 1
             self._advanced.notify_all()
         return result
 
@@ -295,41 +297,70 @@ class ProjectionEngine:
         if not events:
             return 0, checkpoint.position, False
         handlers = self._handlers[projection.name]
+        more = len(events) == projection.batch_size
+        if strict:
+            self._check_known(projection, events)
+        # Fast path: the whole batch under one savepoint. Only if a handler fails is the
+        # batch replayed event by event, each in its own savepoint with retries.
+        try:
+            if inline:  # a failure rolls the command back: nothing to isolate
+                applied = self._apply_all(handlers, events, connection, None)
+            else:
+                with connection.begin_nested():
+                    applied = self._apply_all(handlers, events, connection, log_connection)
+        except Exception as exc:
+            if inline:
+                msg = f"inline projection {projection.name!r} failed: {exc}"
+                raise ProjectionError(msg, projection=projection.name) from exc
+            logger.info(
+                "projection %s: a batch failed; replaying it event by event", projection.name
+            )
+        else:
+            self._advance(connection, projection, checkpoint.position, events[-1].position)
+            return applied, events[-1].position, more
+        return self._apply_one_by_one(
+            projection, events, (connection, log_connection), start=checkpoint.position, more=more
+        )
+
+    def _apply_one_by_one(
+        self,
+        projection: Projection,
+        events: list[StoredEvent],
+        connections: tuple[sa.Connection, sa.Connection],
+        *,
+        start: int,
+        more: bool,
+    ) -> tuple[int, int, bool]:
+        """Apply events one at a time with retries; pause or dead-letter a failing one."""
+        connection, log_connection = connections
+        handlers = self._handlers[projection.name]
         applied = 0
-        reached = checkpoint.position
+        reached = start
         for stored in events:
-            if strict and stored.event_type not in self.event_log.event_types:
-                msg = (
-                    f"rebuild of {projection.name!r} met the unknown event type "
-                    f"{stored.event_type!r} at position {stored.position}"
-                )
-                raise UnknownEventTypeError(
-                    msg, event_type=stored.event_type, position=stored.position
-                )
             handler = handlers.get(stored.event_type)
             if handler is not None:
-                context = ProjectionContext(connection, stored, None if inline else log_connection)
-                error = self._apply(projection, handler, stored, context, retry=not inline)
-                if error is not None:
-                    if inline:
-                        raise error
-                    if projection.on_failure is FailurePolicy.PAUSE:
-                        self._advance(connection, projection, checkpoint.position, reached)
-                        self.store.set_state(
-                            connection,
-                            projection.name,
-                            PAUSED,
-                            failed_position=stored.position,
-                            failed_event_type=stored.event_type,
-                            last_error=f"{type(error.__cause__).__name__}: {error.__cause__}",
-                        )
-                        logger.error(
-                            "projection %s paused at %s: %s",
-                            projection.name,
-                            stored.position,
-                            error.__cause__,
-                        )
-                        return applied, reached, False
+                context = ProjectionContext(connection, stored, log_connection)
+                error = self._apply(projection, handler, stored, context, retry=True)
+                if error is None:
+                    applied += 1
+                elif projection.on_failure is FailurePolicy.PAUSE:
+                    self._advance(connection, projection, start, reached)
+                    self.store.set_state(
+                        connection,
+                        projection.name,
+                        PAUSED,
+                        failed_position=stored.position,
+                        failed_event_type=stored.event_type,
+                        last_error=f"{type(error.__cause__).__name__}: {error.__cause__}",
+                    )
+                    logger.error(
+                        "projection %s paused at %s: %s",
+                        projection.name,
+                        stored.position,
+                        error.__cause__,
+                    )
+                    return applied, reached, False
+                else:
                     self.store.dead_letter(
                         connection,
                         projection.name,
@@ -337,11 +368,36 @@ class ProjectionEngine:
                         stored.event_type,
                         repr(error.__cause__),
                     )
-                else:
-                    applied += 1
             reached = stored.position
-        self._advance(connection, projection, checkpoint.position, reached)
-        return applied, reached, len(events) == projection.batch_size
+        self._advance(connection, projection, start, reached)
+        return applied, reached, more
+
+    def _check_known(self, projection: Projection, events: list[StoredEvent]) -> None:
+        for stored in events:
+            if stored.event_type not in self.event_log.event_types:
+                msg = (
+                    f"rebuild of {projection.name!r} met the unknown event type "
+                    f"{stored.event_type!r} at position {stored.position}"
+                )
+                raise UnknownEventTypeError(
+                    msg, event_type=stored.event_type, position=stored.position
+                )
+
+    def _apply_all(
+        self,
+        handlers: dict[str, Handler],
+        events: list[StoredEvent],
+        connection: sa.Connection,
+        log_connection: sa.Connection | None,
+    ) -> int:
+        decode = self.event_log.event_types.decode
+        applied = 0
+        for stored in events:
+            handler = handlers.get(stored.event_type)
+            if handler is not None:
+                handler(decode(stored), ProjectionContext(connection, stored, log_connection))
+                applied += 1
+        return applied
 
     def _advance(
         self, connection: sa.Connection, projection: Projection, expected: int, reached: int
@@ -408,6 +464,8 @@ class ProjectionEngine:
         deadline = time.monotonic() + timeout
         poll = 0.005
         while True:
+            with self._advanced:
+                generation = self._generation
             positions = self.positions(names)
             if all(positions.get(n, 0) >= token for n in names):
                 return True
@@ -415,7 +473,8 @@ class ProjectionEngine:
             if remaining <= 0:
                 return False
             with self._advanced:
-                self._advanced.wait(min(remaining, poll))
+                if self._generation == generation:  # nothing advanced since we looked
+                    self._advanced.wait(min(remaining, poll))
             poll = min(poll * 2, 0.25)
 
     # -- operations ----------------------------------------------------------------------

@@ -66,6 +66,7 @@ class ProjectionWorker:
     def start(self) -> None:
         """Start the thread (once)."""
         if self._thread is None:
+            self._stopping.clear()
             self._thread = threading.Thread(
                 target=self._run, name="cqrs-kit-projections", daemon=True
             )
@@ -127,6 +128,7 @@ class AsyncProjectionWorker:
     def start(self) -> None:
         """Start the task in the running event loop (once)."""
         if self._task is None:
+            self._stopping = False
             self._wake = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name="cqrs-kit-projections"

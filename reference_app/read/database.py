@@ -26,6 +26,16 @@ The SQLite connections come from a private engine on the same file, opened with
 baseline's) is truly read-only; and the given engine's ``BEGIN IMMEDIATE``, meant for
 writers, never runs for a read. On PostgreSQL the queries run on the given engine's pool,
 read-only by convention (grant the app's read role ``SELECT`` only to enforce it).
+
+**The driver path (SQLite only).** Even a statement compiled once costs SQLAlchemy ~40 us
+to execute (execution context, result metadata, row processors), several times the query
+itself. :meth:`ReadDatabase.sqlite_rows` runs a plain SQL string on the ``sqlite3``
+connection under a parked one, and returns the driver's tuples: no SQLAlchemy on the way.
+The caller writes SQLite SQL and converts values itself. The same connections serve both
+paths, so nothing else changes (read-only, autocommit, fresh snapshot per statement). If
+anything listens for ``before_cursor_execute`` on the connection (tracing, the benchmarks'
+statement capture), the string goes through ``exec_driver_sql`` instead, so that listeners
+still see every statement. PostgreSQL keeps SQLAlchemy Core: there the round trip dominates.
 """
 
 from __future__ import annotations
@@ -64,13 +74,15 @@ class ReadDatabase:
         reader.close()
     """
 
-    __slots__ = ("_engine", "_parked", "engine")
+    __slots__ = ("_engine", "_parked", "engine", "is_sqlite")
 
     def __init__(self, engine: sa.Engine) -> None:
         """Prepare the connections for ``engine``'s database."""
         self.engine = engine
         self._parked: list[sa.Connection] | None
-        if engine.dialect.name == "sqlite":
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        """Whether :meth:`sqlite_rows` may be used (the database is SQLite)."""
+        if self.is_sqlite:
             self._engine = _sqlite_reader(engine.url)
             self._parked = []
         else:
@@ -108,6 +120,29 @@ class ReadDatabase:
         connection = self._take()
         try:
             return connection.execute(statement, parameters).scalar()
+        finally:
+            self._give(connection)
+
+    def sqlite_rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        """Run a SQLite SQL string on the driver directly; return the driver's rows.
+
+        Only for a SQLite database (see :attr:`is_sqlite`). No SQLAlchemy type processing:
+        values are as ``sqlite3`` returns them (text, int, float, bytes, ``None``).
+
+        Args:
+            sql: The statement, with ``?`` placeholders; a constant string, built once.
+            parameters: Its positional parameters, as SQLite stores the values.
+
+        Returns:
+            Every row, as tuples.
+        """
+        connection = self._take()
+        try:
+            if connection.dispatch.before_cursor_execute:  # someone watches the statements
+                return list(connection.exec_driver_sql(sql, tuple(parameters)).all())
+            driver: Any = connection.connection.driver_connection
+            rows: list[Any] = driver.execute(sql, parameters).fetchall()
+            return rows
         finally:
             self._give(connection)
 

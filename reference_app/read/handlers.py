@@ -20,14 +20,29 @@ from_attributes=True)``, and 2 us cheaper than validating ``row._mapping``.
 
 A detail is one primary-key read of a JSON document, parsed and validated in one pass by
 ``model_validate_json`` (see :mod:`reference_app.read.schema`).
+
+**SQLite fast path.** On SQLite (:attr:`ReadDatabase.is_sqlite`) the handlers skip
+SQLAlchemy and pydantic's per-row work altogether: each runs one constant SQL string on the
+driver (:meth:`ReadDatabase.sqlite_rows`), in which SQLite itself builds the whole answer
+as one JSON array (``json_group_array(json_object(...))``), and one cached ``TypeAdapter``
+parses and validates that text in a single pass. Measured at 100k orders, a page of 21 rows
+costs ~40% of mapping SQLAlchemy rows with ``model_construct``, and 30 days of analytics
+~30%. The SQL writes values exactly as SQLAlchemy's SQLite types read them back: money
+(stored as ``REAL``) through ``printf('%.2f', ...)``, as ``Numeric(scale=2)`` does; times
+(naive UTC text) with a ``Z``; dates and statuses as stored. Other databases (PostgreSQL)
+take the generic path below: Core statements built once, rows into ``model_construct``.
+Both paths give equal answers (the tests and the benchmarks compare them with the
+write model's).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import TypeAdapter
 
 from cqrs_kit import Registry
 from reference_app.read.cursor import CursorCodec
@@ -90,6 +105,42 @@ _daily = (
     .order_by(_analytics.day, _analytics.status)
 )
 
+# -- the SQLite fast path: SQLite builds the answer as JSON, validated in one pass -----------
+
+# The columns of a list item, as pydantic reads them from JSON; the page's rows come newest
+# first out of the subquery (a LIMIT subquery is never flattened into the aggregate).
+_SQLITE_PAGE = """
+SELECT json_group_array(json_object(
+    'order_id', order_id, 'status', status, 'customer_name', customer_name,
+    'total', printf('%.2f', total), 'item_count', item_count, 'placed_at', placed_at || 'Z'))
+FROM (
+    SELECT order_id, status, customer_name, total, item_count, placed_at
+    FROM order_summary
+    WHERE user_id = ?{after}
+    ORDER BY placed_at DESC, order_id DESC
+    LIMIT {limit}
+)"""
+_SQLITE_FIRST_PAGE = _SQLITE_PAGE.format(after="", limit=PAGE_SIZE + 1)
+_SQLITE_NEXT_PAGE = _SQLITE_PAGE.format(
+    after=" AND (placed_at, order_id) < (?, ?)", limit=PAGE_SIZE + 1
+)
+_SQLITE_DETAIL = "SELECT document FROM order_detail WHERE order_id = ?"
+_SQLITE_DAILY = """
+SELECT json_group_array(json_object(
+    'day', day, 'status', status, 'order_count', order_count,
+    'revenue', printf('%.2f', revenue)))
+FROM (
+    SELECT day, status, order_count, revenue
+    FROM order_analytics
+    WHERE day >= ? AND day <= ? AND order_count > 0
+    ORDER BY day, status
+)"""
+# SQLAlchemy's SQLite DATETIME text, which UtcDateTime stores in UTC.
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+_list_items = TypeAdapter(list[OrderListItem])
+_daily_stats = TypeAdapter(list[DailyStat])
+
 # -- rows to views: the columns already hold the views' types -------------------------------
 
 
@@ -122,6 +173,16 @@ def list_user_orders(
     Raises:
         InvalidCursorError: The cursor is malformed, tampered with, or another user's.
     """
+    if reader.is_sqlite:
+        if query.cursor is None:
+            found = reader.sqlite_rows(_SQLITE_FIRST_PAGE, (query.user_id,))
+        else:
+            placed_at, order_id = cursors.decode(query.user_id, query.cursor)
+            found = reader.sqlite_rows(
+                _SQLITE_NEXT_PAGE,
+                (query.user_id, placed_at.astimezone(dt.UTC).strftime(_SQLITE_TIME), order_id),
+            )
+        return make_page(query.user_id, _list_items.validate_json(found[0][0]), cursors)
     if query.cursor is None:
         rows = reader.all(_first_page, {"user_id": query.user_id})
     else:
@@ -136,13 +197,20 @@ def list_user_orders(
 @registry.handles(GetOrderDetail)
 def get_order_detail(query: GetOrderDetail, *, reader: ReadDatabase) -> OrderDetail | None:
     """Return the order from its ``order_detail`` document, or ``None`` if there is none."""
-    document = reader.scalar(_detail_document, {"order_id": query.order_id})
+    if reader.is_sqlite:
+        found = reader.sqlite_rows(_SQLITE_DETAIL, (query.order_id,))
+        document = found[0][0] if found else None
+    else:
+        document = reader.scalar(_detail_document, {"order_id": query.order_id})
     return None if document is None else OrderDetail.model_validate_json(document)
 
 
 @registry.handles(GetDailyAnalytics)
 def get_daily_analytics(query: GetDailyAnalytics, *, reader: ReadDatabase) -> list[DailyStat]:
     """Return the ``order_analytics`` buckets of the range, by day, then by status name."""
+    if reader.is_sqlite:
+        found = reader.sqlite_rows(_SQLITE_DAILY, (query.start.isoformat(), query.end.isoformat()))
+        return _daily_stats.validate_json(found[0][0])
     rows = reader.all(_daily, {"start": query.start, "end": query.end})
     return [_daily_stat(row) for row in rows]
 

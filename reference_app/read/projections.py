@@ -81,6 +81,7 @@ def _run_upsert(
 
 # -- order_summary: event-driven -----------------------------------------------------------
 
+# --8<-- [start:summary]
 _insert_summary = sa.insert(order_summary)
 _set_summary_status = (
     sa.update(order_summary)
@@ -108,6 +109,7 @@ def _update_summary_status(event: OrderStatusChanged, ctx: ProjectionContext) ->
     ctx.connection.execute(
         _set_summary_status, {"b_order_id": event.order_id, "b_status": event.to_status}
     )
+    # --8<-- [end:summary]
 
 
 # -- order_detail: the event triggers a rebuild from the write model ------------------------
@@ -118,6 +120,7 @@ _upsert_detail = _upsert(
 _delete_detail = sa.delete(order_detail).where(order_detail.c.order_id == sa.bindparam("order_id"))
 
 
+# --8<-- [start:detail]
 def _refresh_detail(event: OrderCreated | OrderStatusChanged, ctx: ProjectionContext) -> None:
     detail = baseline.get_order_detail(ctx.write, event.order_id)
     if detail is None:  # not in the write model (any more): neither in the read model
@@ -132,6 +135,7 @@ def _refresh_detail(event: OrderCreated | OrderStatusChanged, ctx: ProjectionCon
             "document": detail.model_dump_json(),
         },
     )
+    # --8<-- [end:detail]
 
 
 # -- order_analytics: event-driven, one bucket per day and status --------------------------
@@ -149,6 +153,7 @@ def _utc_day(moment: dt.datetime) -> dt.date:
     return moment.astimezone(dt.UTC).date()
 
 
+# --8<-- [start:analytics]
 def _count_new_order(event: OrderCreated, ctx: ProjectionContext) -> None:
     new_order = {
         "day": _utc_day(event.placed_at),
@@ -165,6 +170,7 @@ def _move_order(event: OrderStatusChanged, ctx: ProjectionContext) -> None:
     old = {"day": day, "status": event.from_status, "order_count": -1, "revenue": -event.total}
     new = {"day": day, "status": event.to_status, "order_count": 1, "revenue": event.total}
     _run_upsert(_add_to_bucket, ctx.connection, [old, new])
+    # --8<-- [end:analytics]
 
 
 # -- building them ------------------------------------------------------------------------
@@ -192,6 +198,7 @@ def build_projections(strategies: Mapping[str, Strategy | str] | None = None) ->
         msg = f"no projections are named {unknown}; the projections are {list(PROJECTION_NAMES)}"
         raise ConfigurationError(msg)
 
+    # --8<-- [start:build]
     def projection(name: str, table: sa.Table) -> Projection:
         strategy = Strategy(chosen.get(name, _DEFAULT_STRATEGY))
         return Projection(name, tables=[table], strategy=strategy)
@@ -209,3 +216,4 @@ def build_projections(strategies: Mapping[str, Strategy | str] | None = None) ->
     analytics.on(OrderStatusChanged)(_move_order)
 
     return [summary, detail, analytics]
+    # --8<-- [end:build]
