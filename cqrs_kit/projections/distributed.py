@@ -201,7 +201,8 @@ class LeasedWorker:
         applied = 0
         for name in sorted(self.held):
             try:
-                applied += self.engine.catch_up(name, owner=self.owner)
+                # One batch per projection per pass: leases are renewed between passes.
+                applied += self.engine.catch_up(name, owner=self.owner, max_batches=1)
             except LeaseLostError:
                 logger.warning("worker %s lost the lease of %s", self.owner, name)
                 self.held.discard(name)

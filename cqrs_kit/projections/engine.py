@@ -210,7 +210,14 @@ class ProjectionEngine:
 
     # -- applying ----------------------------------------------------------------------
 
-    def catch_up(self, name: str, *, until: int | None = None, owner: str | None = None) -> int:
+    def catch_up(
+        self,
+        name: str,
+        *,
+        until: int | None = None,
+        owner: str | None = None,
+        max_batches: int | None = None,
+    ) -> int:
         """Apply batches until the projection reaches the log head (or ``until``).
 
         Args:
@@ -218,6 +225,8 @@ class ProjectionEngine:
             until: Stop once this position is applied.
             owner: The worker that must hold the projection's lease (distributed workers);
                 each batch checks it in its own transaction.
+            max_batches: Stop after this many batches (a worker renews its leases between
+                passes, so a long backlog must not keep it away for longer than the TTL).
 
         Returns:
             How many events its handlers applied.
@@ -228,11 +237,15 @@ class ProjectionEngine:
         """
         projection = self.projection(name)
         applied = 0
+        batches = 0
         with self._locks[name]:
             while True:
                 count, reached, more = self._batch(projection, owner=owner)
                 applied += count
+                batches += 1
                 if not more or (until is not None and reached >= until):
+                    return applied
+                if max_batches is not None and batches >= max_batches:
                     return applied
 
     def run_once(self, names: Iterable[str] | None = None) -> int:
