@@ -311,16 +311,7 @@ def _worker(container: Container, args: argparse.Namespace) -> int:
             "itself. Pass --projections to run some anyway"
         )
         raise CommandError(msg)
-    worker = LeasedWorker(engine, names)
-
-    def stop(signum: int, _frame: object) -> None:
-        sys.stderr.write(f"received signal {signum}: stopping after the current batch\n")
-        worker.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    sys.stderr.write(f"worker {worker.owner} running {', '.join(names)}\n")
-    worker.run()
+    LeasedWorker(engine, names).run_until_signalled()
     return EXIT_OK
     # --8<-- [end:worker]
 

@@ -19,7 +19,6 @@ import dataclasses
 import importlib
 import json
 import logging
-import signal
 import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
@@ -118,18 +117,9 @@ def _run(engine: ProjectionEngine, names: list[str], args: argparse.Namespace) -
     if args.once:
         engine.run_once(names)
         return 0
-    worker = LeasedWorker(
+    LeasedWorker(
         engine, names, owner=args.owner, ttl=args.ttl, report_every=args.report_every
-    )
-
-    def request_stop(signum: int, _frame: object) -> None:
-        sys.stderr.write(f"received signal {signum}: stopping after the current batch\n")
-        worker.stop()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    sys.stderr.write(f"worker {worker.owner} running {', '.join(names)}\n")
-    worker.run()
+    ).run_until_signalled()
     return 0
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -234,6 +236,22 @@ class LeasedWorker:
             except Exception:
                 logger.exception("worker %s: could not release its leases", self.owner)
             self.wakeup.close()
+
+    def run_until_signalled(self) -> None:
+        """Run in the main thread until SIGTERM or SIGINT, then stop after the current batch.
+
+        This is what a worker process does: the signal handler only asks :meth:`stop`, so
+        the batch in progress commits (or rolls back) and the leases are given back.
+        """
+
+        def request_stop(signum: int, _frame: object) -> None:
+            sys.stderr.write(f"received signal {signum}: stopping after the current batch\n")
+            self.stop()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        sys.stderr.write(f"worker {self.owner} running {', '.join(self.names)}\n")
+        self.run()
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current batch."""
