@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from cqrs_kit.context import DispatchContext
 from cqrs_kit.exceptions import ConfigurationError, UnresolvableDependencyError
-from cqrs_kit.unit_of_work import UnitOfWork
+from cqrs_kit.unit_of_work import wants_unit_of_work
 
 if TYPE_CHECKING:
     from cqrs_kit._handlers import Dependency, HandlerSpec
@@ -109,11 +109,6 @@ def unit_of_work_of(ctx: DispatchContext) -> Any:
     return uow
 
 
-def _wants_unit_of_work(dependency: Dependency) -> bool:
-    annotation = dependency.annotation
-    return isinstance(annotation, type) and issubclass(annotation, UnitOfWork)
-
-
 class Dependencies:
     """The default resolver: a mapping from parameter names or types to values or factories.
 
@@ -159,7 +154,7 @@ class Dependencies:
         factories: list[tuple[str, Factory[object]]] = []
         for dependency in spec.dependencies:
             found, value = self._lookup(dependency)
-            if not found and _wants_unit_of_work(dependency):
+            if not found and wants_unit_of_work(dependency.annotation):
                 found, value = True, Factory(unit_of_work_of)
             if not found:
                 if dependency.has_default:

@@ -27,7 +27,7 @@ from cqrs_kit.exceptions import (
 from cqrs_kit.messages import Command, Event, Message, MessageKind, Query
 from cqrs_kit.pipeline import CallNext, chain_for, check_middleware, compose
 from cqrs_kit.registry import EventErrorPolicy, Registration, Registry
-from cqrs_kit.unit_of_work import UnitOfWork
+from cqrs_kit.unit_of_work import wants_unit_of_work
 
 if TYPE_CHECKING:
     from cqrs_kit._handlers import HandlerSpec
@@ -212,11 +212,7 @@ class _MediatorCore:
 
     def _check_unit_of_work(self, registration: Registration, message_type: type[Message]) -> None:
         """A handler that writes through a unit of work needs a transaction around it."""
-        wants = [
-            d.name
-            for d in registration.spec.dependencies
-            if isinstance(d.annotation, type) and issubclass(d.annotation, UnitOfWork)
-        ]
+        wants = [d.name for d in registration.spec.dependencies if wants_unit_of_work(d.annotation)]
         if not wants:
             return
         chain = chain_for(message_type, self._middleware)

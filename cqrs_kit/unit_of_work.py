@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from cqrs_kit.messages import Event
 
-__all__ = ["UnitOfWork"]
+__all__ = ["UnitOfWork", "wants_unit_of_work"]
 
 
 class UnitOfWork:
@@ -74,3 +74,8 @@ class UnitOfWork:
     def last_position(self) -> int | None:
         """The highest position appended by this unit of work, or ``None``."""
         return self.positions[-1] if self.positions else None
+
+
+def wants_unit_of_work(annotation: object) -> bool:
+    """Whether a handler parameter with this annotation asks for the unit of work."""
+    return isinstance(annotation, type) and issubclass(annotation, UnitOfWork)

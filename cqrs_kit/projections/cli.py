@@ -20,10 +20,10 @@ import importlib
 import json
 import logging
 import sys
-import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from cqrs_kit.exceptions import CqrsKitError
+from cqrs_kit.progress import ProgressBar
 from cqrs_kit.projections.distributed import LeasedWorker
 from cqrs_kit.projections.engine import ProjectionEngine
 from cqrs_kit.projections.projection import Strategy
@@ -90,29 +90,6 @@ def print_status(statuses: Sequence[ProjectionStatus], out: TextIO, fmt: str = "
         )
 
 
-class _ProgressBar:
-    """A dependency-free progress bar on a terminal stream."""
-
-    def __init__(self, label: str, out: TextIO, width: int = 30) -> None:
-        self.label = label
-        self.out = out
-        self.width = width
-        self.started = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
-        fraction = done / total if total else 1.0
-        filled = int(self.width * fraction)
-        rate = done / max(time.monotonic() - self.started, 1e-9)
-        self.out.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
-            f"{done}/{total} ({rate:,.0f} events/s)"
-        )
-        self.out.flush()
-
-    def close(self) -> None:
-        self.out.write("\n")
-
-
 def _run(engine: ProjectionEngine, names: list[str], args: argparse.Namespace) -> int:
     if args.once:
         engine.run_once(names)
@@ -176,7 +153,7 @@ def _dispatch(engine: ProjectionEngine, args: argparse.Namespace) -> int:
     elif args.command == "setup":
         engine.setup()
     elif args.command == "rebuild":
-        bar = _ProgressBar(f"rebuilding {args.name}", sys.stderr)
+        bar = ProgressBar(f"rebuilding {args.name}", sys.stderr, unit="events")
         applied = engine.rebuild(
             args.name, in_place=args.in_place, restart=args.restart, progress=bar
         )

@@ -353,7 +353,7 @@ class ProjectionEngine:
             handler = handlers.get(stored.event_type)
             if handler is not None:
                 context = ProjectionContext(connection, stored, log_connection)
-                error = self._apply(projection, handler, stored, context, retry=True)
+                error = self._apply(projection, handler, stored, context)
                 if error is None:
                     applied += 1
                 elif projection.on_failure is FailurePolicy.PAUSE:
@@ -430,10 +430,8 @@ class ProjectionEngine:
         handler: Handler,
         stored: StoredEvent,
         context: ProjectionContext,
-        *,
-        retry: bool,
     ) -> ProjectionError | None:
-        attempts = projection.retries + 1 if retry else 1
+        attempts = projection.retries + 1
         for attempt in range(attempts):
             try:
                 with context.connection.begin_nested():
@@ -512,10 +510,8 @@ class ProjectionEngine:
                 if position < head:
                     oldest = self.event_log.read(log_connection, after=position, limit=1)
                     if oldest:
-                        recorded = oldest[0].recorded_at
-                        if recorded.tzinfo is None:
-                            recorded = recorded.replace(tzinfo=dt.UTC)
-                        lag_seconds = max(0.0, (now - recorded).total_seconds())
+                        age = now - oldest[0].recorded_at  # read back in UTC
+                        lag_seconds = max(0.0, age.total_seconds())
                 statuses.append(
                     ProjectionStatus(
                         name=projection.name,

@@ -12,6 +12,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from cqrs_kit.projections.projection import Strategy
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -54,8 +56,6 @@ class ProjectionWorker:
         max_poll: float = 1.0,
     ) -> None:
         """Prepare the worker; :meth:`start` runs it."""
-        from cqrs_kit.projections.projection import Strategy
-
         self.engine = engine
         self.names = list(names) if names is not None else engine.names(Strategy.ASYNC)
         self._backoff = _Backoff(min_poll, max_poll)
@@ -116,8 +116,6 @@ class AsyncProjectionWorker:
         max_poll: float = 1.0,
     ) -> None:
         """Prepare the worker; :meth:`start` runs it in the running loop."""
-        from cqrs_kit.projections.projection import Strategy
-
         self.engine = engine
         self.names = list(names) if names is not None else engine.names(Strategy.ASYNC)
         self._backoff = _Backoff(min_poll, max_poll)
