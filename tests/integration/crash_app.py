@@ -33,8 +33,14 @@ balances = sa.Table(
 )
 
 
-def _engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(url, pool_pre_ping=True)
+WRITER_APPLICATION_NAME = "crash-writer"
+
+
+def _engine(url: str, application_name: str | None = None) -> sa.Engine:
+    connect_args = {"application_name": application_name} if application_name else {}
+    if not url.startswith("postgresql"):
+        connect_args = {}
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if engine.dialect.name == "sqlite":
         configure_sqlite(engine)
     return engine
@@ -133,7 +139,7 @@ def create_write_schema(url: str) -> None:
 
 def write(url: str, accounts: int, deposits: int, seed: int) -> None:
     """Open accounts and make deposits through the mediator, as a writer process does."""
-    write_engine = _engine(url)
+    write_engine = _engine(url, application_name=WRITER_APPLICATION_NAME)
     mediator = Mediator(
         bank.sync_registry([None]),
         middleware=[TransactionMiddleware(sessionmaker(write_engine), EventLog(bank.event_types))],

@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +41,22 @@ def app(postgres_database: Database, monkeypatch: pytest.MonkeyPatch) -> dict[st
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
+_spawned: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    """Kill what a failed test left running, so it cannot disturb the next test."""
+    yield
+    while _spawned:
+        process = _spawned.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+        if process.stderr:
+            process.stderr.close()
+
+
 def _worker(env: dict[str, str], owner: str, delay: float = 0.0) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
@@ -55,13 +71,15 @@ def _worker(env: dict[str, str], owner: str, delay: float = 0.0) -> subprocess.P
         "--report-every",
         "1",
     ]
-    return subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+    process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
         command,
         env={**env, "CRASH_EVENT_DELAY": str(delay)},
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    _spawned.append(process)
+    return process
 
 
 def _writer(env: dict[str, str], seed: int, deposits: int) -> subprocess.Popen[bytes]:
@@ -77,7 +95,9 @@ def _writer(env: dict[str, str], seed: int, deposits: int) -> subprocess.Popen[b
         "--seed",
         str(seed),
     ]
-    return subprocess.Popen(command, env=env, cwd=ROOT)  # noqa: S603 - our own module
+    process = subprocess.Popen(command, env=env, cwd=ROOT)  # noqa: S603 - our own module
+    _spawned.append(process)
+    return process
 
 
 def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> bytes:
@@ -180,8 +200,9 @@ def test_workers_survive_terminated_connections(app: dict[str, str], tmp_path: P
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid() "
                     "AND application_name NOT LIKE 'pytest%' AND backend_type = 'client backend' "
-                    "AND query NOT ILIKE '%INSERT INTO accounts%' AND state <> 'active'"
-                )
+                    "AND application_name <> :writer"
+                ),
+                {"writer": crash_app.WRITER_APPLICATION_NAME},
             )
     assert writer.wait(120) == 0
     _wait_until(_caught_up, timeout=90)
