@@ -26,7 +26,9 @@ for ``inline``, in a second SQLite file (the read database) for ``sync`` and ``a
 3. **Rebuild throughput** (slow): 50,000 events are appended straight to the event log
    (``EventLog.append``, 1,000 per transaction), then ``engine.rebuild()`` replays them into
    the read table, in place (``in_place=True``) and blue/green (the default: a staging
-   copy in an attached SQLite file, switched in at the end).
+   copy in an attached SQLite file, switched in at the end), once with the per-event
+   handler (``@projection.on``: one ``INSERT`` per event) and once with a batch handler
+   (``@projection.on_batch``: one ``executemany`` per run of events).
    ``extra_info["events_per_second"]`` (goal >= 20,000).
 
 Run: ``.venv/bin/pytest benchmarks/test_projections.py --benchmark-only -m "slow or not slow"``.
@@ -49,6 +51,7 @@ from cqrs_kit.middleware.projection import ConsistencyMiddleware, ProjectionMidd
 from cqrs_kit.middleware.transaction import SqlAlchemyUnitOfWork, TransactionMiddleware
 from cqrs_kit.persistence import sqlite_engine
 from cqrs_kit.projections import (
+    BatchContext,
     Projection,
     ProjectionContext,
     ProjectionEngine,
@@ -57,7 +60,7 @@ from cqrs_kit.projections import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
 
 # -- the write model -----------------------------------------------------------------------
@@ -111,19 +114,28 @@ INSERT_SUMMARY = sa.insert(order_summary)
 PROJECTION = "order_summary"
 
 
-def summary_projection(strategy: Strategy) -> Projection:
+def summary_projection(strategy: Strategy, *, batch: bool = False) -> Projection:
+    """The projection, with a per-event handler or (``batch``) a batch handler."""
     projection = Projection(PROJECTION, tables=[order_summary], strategy=strategy)
 
-    @projection.on(OrderPlaced)
-    def placed(event: OrderPlaced, ctx: ProjectionContext) -> None:
-        ctx.connection.execute(
-            INSERT_SUMMARY,
-            {
-                "order_id": event.order_id,
-                "customer": event.customer,
-                "total_cents": event.total_cents,
-            },
-        )
+    def row(event: OrderPlaced) -> dict[str, Any]:
+        return {
+            "order_id": event.order_id,
+            "customer": event.customer,
+            "total_cents": event.total_cents,
+        }
+
+    if batch:
+
+        @projection.on_batch(OrderPlaced)
+        def placed_many(events: Sequence[OrderPlaced], ctx: BatchContext) -> None:
+            ctx.connection.execute(INSERT_SUMMARY, [row(event) for event in events])
+
+    else:
+
+        @projection.on(OrderPlaced)
+        def placed(event: OrderPlaced, ctx: ProjectionContext) -> None:
+            ctx.connection.execute(INSERT_SUMMARY, row(event))
 
     return projection
 
@@ -137,7 +149,7 @@ class App(NamedTuple):
     session_factory: sessionmaker[Session]
 
 
-def build(directory: Path, strategy: Strategy | None) -> App:
+def build(directory: Path, strategy: Strategy | None, *, batch: bool = False) -> App:
     """The shop, with no projection (``None``) or one projection run with ``strategy``."""
     directory.mkdir(parents=True, exist_ok=True)
     write = sqlite_engine(directory / "write.db")
@@ -158,7 +170,7 @@ def build(directory: Path, strategy: Strategy | None) -> App:
         event_log=event_log,
         write_engine=write,
         read_engine=read,
-        projections=[summary_projection(strategy)],
+        projections=[summary_projection(strategy, batch=batch)],
         write_metadata=write_metadata,
     )
     engine.setup()
@@ -198,11 +210,11 @@ MEDIANS: dict[str, float] = {}  # case -> median seconds, for the ratios
 
 
 @pytest.fixture
-def app_factory(tmp_path: Path) -> Iterator[Callable[[Strategy | None], App]]:
+def app_factory(tmp_path: Path) -> Iterator[Callable[..., App]]:
     apps: list[App] = []
 
-    def make(strategy: Strategy | None) -> App:
-        apps.append(build(tmp_path / f"app{len(apps)}", strategy))
+    def make(strategy: Strategy | None, *, batch: bool = False) -> App:
+        apps.append(build(tmp_path / f"app{len(apps)}", strategy, batch=batch))
         return apps[-1]
 
     yield make
@@ -449,11 +461,12 @@ def seed_log(app: App, events: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.benchmark(group="projections: rebuild 50k events (SQLite)")
+@pytest.mark.parametrize("batch", [False, True], ids=["per-event handler", "batch handler"])
 @pytest.mark.parametrize("in_place", [True, False], ids=["in place", "blue-green"])
 def test_rebuild_throughput(
-    benchmark: Any, app_factory: Callable[..., App], in_place: bool
+    benchmark: Any, app_factory: Callable[..., App], in_place: bool, batch: bool
 ) -> None:
-    app = app_factory(Strategy.ASYNC)  # no worker: the rebuild is the only reader
+    app = app_factory(Strategy.ASYNC, batch=batch)  # no worker: the rebuild is the only reader
     engine = app.engine
     assert engine is not None
     seed_log(app, SEEDED)
@@ -478,12 +491,14 @@ def test_rebuild_throughput(
     assert engine.checkpoint(PROJECTION).position == SEEDED
     median = benchmark.stats.stats.median
     benchmark.extra_info["events"] = SEEDED
+    benchmark.extra_info["handler"] = "batch" if batch else "per event"
     benchmark.extra_info["batch_size"] = engine.projection(PROJECTION).batch_size
     benchmark.extra_info["events_per_second"] = round(SEEDED / median)
     benchmark.extra_info["events_per_cpu_second"] = round(SEEDED / statistics.median(cpu))
     benchmark.extra_info["goal_events_per_second"] = 20_000
     mode = "in place" if in_place else "blue/green"
+    handler = "batch handler" if batch else "per-event handler"
     print(
-        f"\nrebuild ({mode}): {SEEDED / median:,.0f} events/s, "
+        f"\nrebuild ({mode}, {handler}): {SEEDED / median:,.0f} events/s, "
         f"{SEEDED / statistics.median(cpu):,.0f} events per CPU-second"
     )

@@ -11,14 +11,21 @@ but rows become visible at commit, in any order; so each appending transaction t
 it until it commits: insert order is then commit order. Transactions that record no events
 never take the lock.
 
+**What was just appended.** Each append also remembers, in the current context (thread or
+asyncio task), the events it wrote: :func:`take_appended` returns them. After a command has
+committed, ``ProjectionMiddleware`` hands them to its ``sync`` projections from memory
+instead of reading them back from the log.
+
 Create the table with :func:`create_event_log` or include :data:`metadata` in your
 migrations (``target_metadata = [app_metadata, cqrs_kit.eventlog.metadata]`` in Alembic).
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import zlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -30,11 +37,16 @@ if TYPE_CHECKING:
 
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+    from cqrs_kit.messages import Event
+
 __all__ = [
+    "Appended",
     "EventLog",
     "create_event_log",
     "event_log_table",
+    "forget_appended",
     "metadata",
+    "take_appended",
 ]
 
 metadata = sa.MetaData()
@@ -74,6 +86,63 @@ async def acreate_event_log(engine: AsyncEngine) -> None:
     """Create cqrs_kit's write-side tables if they do not exist (async engine)."""
     async with engine.begin() as connection:
         await connection.run_sync(metadata.create_all)
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """The events one :meth:`EventLog.append` wrote, kept in memory.
+
+    Attributes:
+        event_log: The log they were appended to.
+        positions: Their positions, in order.
+        rows: The inserted rows (the parameters of the insert), in the same order.
+        events: The event objects, in the same order.
+    """
+
+    event_log: EventLog
+    positions: Sequence[int]
+    rows: Sequence[Mapping[str, Any]]
+    events: Sequence[Event]
+
+    def stored(self) -> list[StoredEvent]:
+        """The events as :meth:`EventLog.read` would return them (once they committed)."""
+        return [
+            StoredEvent(
+                position=position,
+                event_id=row["event_id"],
+                event_type=row["event_type"],
+                schema_version=row["schema_version"],
+                stream_type=row["stream_type"],
+                stream_id=row["stream_id"],
+                payload=row["payload"],
+                metadata=row["metadata"],
+                recorded_at=row["recorded_at"],
+            )
+            for position, row in zip(self.positions, self.rows, strict=True)
+        ]
+
+
+_appended: contextvars.ContextVar[Appended | None] = contextvars.ContextVar(
+    "cqrs_kit_appended", default=None
+)
+
+
+def forget_appended() -> None:
+    """Forget what this context appended (call before a dispatch that may append)."""
+    _appended.set(None)
+
+
+def take_appended() -> Appended | None:
+    """Return (and forget) the events the last append in this context wrote, if any.
+
+    The caller must know that the append committed: a rolled-back append is remembered too.
+    ``ProjectionMiddleware`` knows it, because the command it wraps returned normally, and
+    it checks that the last position equals the command's consistency token.
+    """
+    appended = _appended.get()
+    if appended is not None:
+        _appended.set(None)
+    return appended
 
 
 def _lock_key(table_name: str) -> int:
@@ -125,7 +194,17 @@ class EventLog:
             sa.func.pg_notify(sa.bindparam("channel"), ""),
         )
         self._read = (
-            sa.select(table)
+            sa.select(
+                c.position,
+                c.event_id,
+                c.event_type,
+                c.schema_version,
+                c.stream_type,
+                c.stream_id,
+                c.payload,
+                c.metadata,
+                c.recorded_at,
+            )
             .where(c.position > sa.bindparam("after"))
             .order_by(c.position)
             .limit(sa.bindparam("limit"))
@@ -173,7 +252,9 @@ class EventLog:
         statement = self._before_insert(connection)
         if statement is not None:
             connection.execute(*statement)
-        return [row[0] for row in connection.execute(self._insert, rows)]
+        positions = [row[0] for row in connection.execute(self._insert, rows)]
+        _appended.set(Appended(self, positions, rows, [item.event for item in pending]))
+        return positions
 
     async def aappend(
         self,
@@ -188,7 +269,9 @@ class EventLog:
         statement = self._before_insert(connection)
         if statement is not None:
             await connection.execute(*statement)
-        return [row[0] for row in await connection.execute(self._insert, rows)]
+        positions = [row[0] for row in await connection.execute(self._insert, rows)]
+        _appended.set(Appended(self, positions, rows, [item.event for item in pending]))
+        return positions
 
     def _before_insert(self, connection: Any) -> tuple[Any, dict[str, Any]] | None:
         """PostgreSQL: the lock (gap safety) and the commit-time wake-up, in one statement."""
@@ -204,35 +287,52 @@ class EventLog:
 
     # -- reading -----------------------------------------------------------------------
 
-    def _stored(self, row: Any) -> StoredEvent:
-        recorded_at = row.recorded_at
-        if recorded_at.tzinfo is None:  # SQLite keeps no offset; we always write UTC
-            recorded_at = recorded_at.replace(tzinfo=dt.UTC)
-        return StoredEvent(
-            position=row.position,
-            event_id=row.event_id,
-            event_type=row.event_type,
-            schema_version=row.schema_version,
-            stream_type=row.stream_type,
-            stream_id=row.stream_id,
-            payload=row.payload,
-            metadata=row.metadata,
-            recorded_at=recorded_at,
-        )
+    @staticmethod
+    def _stored(rows: Sequence[Any]) -> list[StoredEvent]:
+        # Rows are fetched at once and unpacked by position (the columns of ``_read``): a
+        # rebuild reads tens of thousands, and per-row fetches and lookups by name showed.
+        stored = []
+        for (
+            position,
+            event_id,
+            event_type,
+            schema_version,
+            stream_type,
+            stream_id,
+            payload,
+            metadata,
+            recorded_at,
+        ) in rows:
+            if recorded_at.tzinfo is None:  # SQLite keeps no offset; we always write UTC
+                recorded_at = recorded_at.replace(tzinfo=dt.UTC)  # noqa: PLW2901 - normalized in place
+            stored.append(
+                StoredEvent(
+                    position,
+                    event_id,
+                    event_type,
+                    schema_version,
+                    stream_type,
+                    stream_id,
+                    payload,
+                    metadata,
+                    recorded_at,
+                )
+            )
+        return stored
 
     def read(
         self, connection: sa.Connection | Any, *, after: int = 0, limit: int = 1000
     ) -> list[StoredEvent]:
         """Return up to ``limit`` events with ``position > after``, in position order."""
         result = connection.execute(self._read, {"after": after, "limit": limit})
-        return [self._stored(row) for row in result]
+        return self._stored(result.all())
 
     async def aread(
         self, connection: AsyncConnection | Any, *, after: int = 0, limit: int = 1000
     ) -> list[StoredEvent]:
         """Async :meth:`read`."""
         result = await connection.execute(self._read, {"after": after, "limit": limit})
-        return [self._stored(row) for row in result]
+        return self._stored(result.all())
 
     def head(self, connection: sa.Connection | Any) -> int:
         """Return the highest position in the log (0 when empty)."""

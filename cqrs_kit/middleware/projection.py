@@ -5,6 +5,9 @@
 top-level command has committed it catches the ``sync`` projections up to the command's
 token before ``send`` returns, and wakes the ``async`` worker. If a sync catch-up fails the
 command still succeeded: the error is logged and the next catch-up applies the events.
+The command's own events are handed to the catch-up from memory (see
+:func:`cqrs_kit.eventlog.take_appended`): when a projection's checkpoint sits right before
+them, they are applied without reading the log back.
 ``inline`` projections run inside the transaction: pass ``engine.apply_inline`` to the
 transaction middleware's ``after_append`` hooks.
 
@@ -20,6 +23,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from cqrs_kit.consistency import CONSISTENCY_KEY, AtLeast
+from cqrs_kit.eventlog import Appended, forget_appended, take_appended
 from cqrs_kit.exceptions import ConsistencyTimeoutError
 from cqrs_kit.messages import Command, Message, Query
 from cqrs_kit.projections.projection import Strategy
@@ -62,12 +66,14 @@ class ProjectionMiddleware:
         """Run the command, then bring read models up to its token."""
         if ctx.unit_of_work is not None:  # nested command: the outer one projects
             return call_next()
+        forget_appended()  # only this command's own append may be handed over
         result = call_next()
         token = ctx.consistency_token
+        appended = _committed(take_appended(), token)
         if token is not None:
             for name in self._sync:
                 try:
-                    self.engine.catch_up(name, until=token)
+                    self.engine.catch_up(name, until=token, appended=appended)
                 except Exception:
                     logger.exception(
                         "sync projection %s failed; its next catch-up will retry", name
@@ -99,12 +105,16 @@ class AsyncProjectionMiddleware:
         """Run the command, then bring read models up to its token."""
         if ctx.unit_of_work is not None:
             return await call_next()
+        forget_appended()
         result = await call_next()
         token = ctx.consistency_token
+        appended = _committed(take_appended(), token)
         if token is not None:
             for name in self._sync:
                 try:
-                    await asyncio.to_thread(self.engine.catch_up, name, until=token)
+                    await asyncio.to_thread(
+                        self.engine.catch_up, name, until=token, appended=appended
+                    )
                 except Exception:
                     logger.exception(
                         "sync projection %s failed; its next catch-up will retry", name
@@ -112,6 +122,17 @@ class AsyncProjectionMiddleware:
             if self.worker is not None:
                 self.worker.wake()
         return result
+
+
+def _committed(appended: Appended | None, token: int | None) -> Appended | None:
+    """The command's own events, if they are the append that produced its token.
+
+    The command returned normally, so the append that set its token committed; an earlier,
+    rolled-back attempt (a retry) was overwritten by the later append.
+    """
+    if appended is None or token is None or not appended.positions:
+        return None
+    return appended if appended.positions[-1] == token else None
 
 
 def _requirement(ctx: DispatchContext) -> AtLeast | None:

@@ -6,13 +6,24 @@ put :class:`~cqrs_kit.middleware.projection.ProjectionMiddleware` on the mediato
 
 from cqrs_kit.projections.checkpoints import Checkpoint, projection_metadata
 from cqrs_kit.projections.engine import ProjectionEngine, ProjectionStatus
-from cqrs_kit.projections.projection import FailurePolicy, Projection, ProjectionContext, Strategy
+from cqrs_kit.projections.projection import (
+    BatchContext,
+    BatchHandler,
+    FailurePolicy,
+    Handler,
+    Projection,
+    ProjectionContext,
+    Strategy,
+)
 from cqrs_kit.projections.worker import AsyncProjectionWorker, ProjectionWorker
 
 __all__ = [
     "AsyncProjectionWorker",
+    "BatchContext",
+    "BatchHandler",
     "Checkpoint",
     "FailurePolicy",
+    "Handler",
     "Projection",
     "ProjectionContext",
     "ProjectionEngine",

@@ -8,6 +8,7 @@ that raced another worker fails instead of applying events twice.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -20,6 +21,19 @@ import sqlalchemy as sa
 
 from cqrs_kit.exceptions import ConfigurationError, ProjectionError, UnknownEventTypeError
 from cqrs_kit.persistence import configure_sqlite
+from cqrs_kit.projections._apply import (
+    FAST,
+    INLINE,
+    ONE_BY_ONE,
+    SAVEPOINT,
+    BatchFailedError,
+    LazyConnection,
+    Route,
+    apply_all,
+    apply_one,
+    routes,
+    savepoint,
+)
 from cqrs_kit.projections.checkpoints import (
     PAUSED,
     RUNNING,
@@ -28,17 +42,14 @@ from cqrs_kit.projections.checkpoints import (
     projection_metadata,
 )
 from cqrs_kit.projections.leases import LeaseStore
-from cqrs_kit.projections.projection import (
-    FailurePolicy,
-    Handler,
-    Projection,
-    ProjectionContext,
-    Strategy,
-)
+from cqrs_kit.projections.projection import FailurePolicy, Projection, Strategy
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from cqrs_kit.event_types import StoredEvent
-    from cqrs_kit.eventlog import EventLog
+    from cqrs_kit.eventlog import Appended, EventLog
+    from cqrs_kit.messages import Event
 
 __all__ = ["CheckpointConflictError", "LeaseLostError", "ProjectionEngine", "ProjectionStatus"]
 
@@ -46,6 +57,12 @@ logger = logging.getLogger("cqrs_kit.projections")
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` while a rebuild replays the log."""
+
+
+def _next_after(appended: Appended, position: int) -> bool:
+    """Whether ``appended`` holds exactly the log positions right after ``position``."""
+    positions = appended.positions
+    return positions[0] == position + 1 and positions[-1] - positions[0] == len(positions) - 1
 
 
 class CheckpointConflictError(ProjectionError):
@@ -136,7 +153,7 @@ class ProjectionEngine:
         self.leases = LeaseStore()
         self._log_engine = _log_reader(write_engine)
         self._projections: dict[str, Projection] = {}
-        self._handlers: dict[str, dict[str, Handler]] = {}
+        self._routes: dict[str, dict[str, Route]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._advanced = threading.Condition()
         self._generation = 0  # bumped on every local batch, so a wait cannot miss a wake-up
@@ -156,11 +173,8 @@ class ProjectionEngine:
                 f"tables; give read models their own tables (and MetaData)"
             )
             raise ConfigurationError(msg)
-        names = {
-            self.event_log.event_types.name_of(cls): h for cls, h in projection.handlers.items()
-        }
         self._projections[projection.name] = projection
-        self._handlers[projection.name] = names
+        self._routes[projection.name] = routes(projection, self.event_log.event_types)
         self._locks[projection.name] = threading.Lock()
 
     def close(self) -> None:
@@ -217,6 +231,7 @@ class ProjectionEngine:
         until: int | None = None,
         owner: str | None = None,
         max_batches: int | None = None,
+        appended: Appended | None = None,
     ) -> int:
         """Apply batches until the projection reaches the log head (or ``until``).
 
@@ -227,6 +242,10 @@ class ProjectionEngine:
                 each batch checks it in its own transaction.
             max_batches: Stop after this many batches (a worker renews its leases between
                 passes, so a long backlog must not keep it away for longer than the TTL).
+            appended: Events a command has just appended *and committed* to this engine's
+                log table (``ProjectionMiddleware`` passes them; others are ignored). If
+                the checkpoint sits right before them, the first batch applies them from
+                memory instead of reading the log; otherwise it reads the log as usual.
 
         Returns:
             How many events its handlers applied.
@@ -236,17 +255,28 @@ class ProjectionEngine:
             CheckpointConflictError: Another worker moved the checkpoint first.
         """
         projection = self.projection(name)
+        if appended is not None and not self._same_log(appended):
+            appended = None
         applied = 0
         batches = 0
         with self._locks[name]:
             while True:
-                count, reached, more = self._batch(projection, owner=owner)
+                count, reached, more = self._batch(projection, owner=owner, appended=appended)
+                appended = None
                 applied += count
                 batches += 1
                 if not more or (until is not None and reached >= until):
                     return applied
                 if max_batches is not None and batches >= max_batches:
                     return applied
+
+    def _same_log(self, appended: Appended) -> bool:
+        """Whether ``appended`` went to this engine's log table, with its event types."""
+        log = appended.event_log
+        return bool(appended.positions) and (
+            log is self.event_log
+            or (log.table is self.event_log.table and log.event_types is self.event_log.event_types)
+        )
 
     def run_once(self, names: Iterable[str] | None = None) -> int:
         """Catch every (or each named) projection up once; returns the events applied.
@@ -270,90 +300,207 @@ class ProjectionEngine:
             projection = self._projections[name]
             while True:
                 _count, _reached, more = self._apply_batch(
-                    projection, connection, connection, strict=False, inline=True
+                    projection, connection, None, strict=False, mode=INLINE
                 )
                 if not more:
                     break
 
     def _batch(
-        self, projection: Projection, *, strict: bool = False, owner: str | None = None
+        self,
+        projection: Projection,
+        *,
+        strict: bool = False,
+        owner: str | None = None,
+        appended: Appended | None = None,
     ) -> tuple[int, int, bool]:
-        engine = self._engine_of(projection)
-        with engine.begin() as connection, self._log_engine.connect() as log_connection:
-            if owner is not None and not self.leases.holds(connection, projection.name, owner):
-                msg = f"{owner} no longer holds the lease of projection {projection.name!r}"
-                raise LeaseLostError(msg, projection=projection.name)
-            result = self._apply_batch(
-                projection, connection, log_connection, strict=strict, inline=False
-            )
+        result = self._transact(
+            projection,
+            self._engine_of(projection).begin,
+            strict=strict,
+            owner=owner,
+            appended=appended,
+        )
         with self._advanced:
             self._generation += 1
             self._advanced.notify_all()
         return result
 
+    def _transact(
+        self,
+        projection: Projection,
+        begin: Callable[[], AbstractContextManager[sa.Connection]],
+        *,
+        strict: bool,
+        owner: str | None = None,
+        appended: Appended | None = None,
+    ) -> tuple[int, int, bool]:
+        """Apply one batch in a transaction of its own; ``(applied, reached, more)``.
+
+        The batch first runs without savepoints. If a handler fails, the transaction rolls
+        back and the batch runs again in a new one, event by event (see
+        :meth:`_apply_one_by_one`).
+        """
+        mode = FAST
+        while True:
+            try:
+                with begin() as connection, LazyConnection(self._log_engine) as log:
+                    if owner is not None and not self.leases.holds(
+                        connection, projection.name, owner
+                    ):
+                        msg = f"{owner} no longer holds the lease of projection {projection.name!r}"
+                        raise LeaseLostError(msg, projection=projection.name)
+                    return self._apply_batch(
+                        projection, connection, log, strict=strict, mode=mode, appended=appended
+                    )
+            except BatchFailedError as exc:
+                logger.info(
+                    "projection %s: a batch failed (%r); replaying it event by event",
+                    projection.name,
+                    exc.__cause__,
+                )
+                mode = ONE_BY_ONE
+
     def _apply_batch(
         self,
         projection: Projection,
         connection: sa.Connection,
-        log_connection: sa.Connection,
+        log: LazyConnection | None,
         *,
         strict: bool,
-        inline: bool,
+        mode: str,
+        appended: Appended | None = None,
     ) -> tuple[int, int, bool]:
-        """Apply one batch in ``connection``'s transaction; ``(applied, reached, more)``."""
+        """Apply one batch in ``connection``'s transaction; ``(applied, reached, more)``.
+
+        Args:
+            projection: The projection.
+            connection: Its tables' connection, in a transaction.
+            log: Where to read the log (and handlers the write model); ``None`` for inline
+                projections, which use ``connection``.
+            strict: Fail on event types that are not registered (rebuilds).
+            mode: What a handler failure does: ``FAST``, ``SAVEPOINT``, ``ONE_BY_ONE`` or
+                ``INLINE`` (see :mod:`cqrs_kit.projections._apply`).
+            appended: A command's committed events, applied from memory if they are next.
+        """
+        if (
+            appended is not None
+            and mode == FAST
+            and len(appended.positions) <= projection.batch_size
+        ):
+            applied = self._apply_claimed(projection, connection, log, appended)
+            if applied is not None:
+                return applied, appended.positions[-1], False
         checkpoint = self.store.get(connection, projection.name, lock=True)
         if checkpoint.state == PAUSED:
             return 0, checkpoint.position, False
-        events = self.event_log.read(
-            log_connection, after=checkpoint.position, limit=projection.batch_size
-        )
+        start = checkpoint.position
+        events, decoded, more = self._next_events(projection, start, connection, log, appended)
         if not events:
-            return 0, checkpoint.position, False
-        handlers = self._handlers[projection.name]
-        more = len(events) == projection.batch_size
+            return 0, start, False
         if strict:
             self._check_known(projection, events)
-        # Fast path: the whole batch under one savepoint. Only if a handler fails is the
-        # batch replayed event by event, each in its own savepoint with retries.
+        if mode == ONE_BY_ONE:
+            return self._apply_one_by_one(
+                projection, events, decoded, (connection, log), start=start, more=more
+            )
         try:
-            if inline:  # a failure rolls the command back: nothing to isolate
-                applied = self._apply_all(handlers, events, connection, None)
-            else:
-                with connection.begin_nested():
-                    applied = self._apply_all(handlers, events, connection, log_connection)
+            with savepoint(connection) if mode == SAVEPOINT else contextlib.nullcontext():
+                applied = apply_all(
+                    self._routes[projection.name],
+                    events,
+                    decoded,
+                    connection=connection,
+                    write=log,
+                    decode=self.event_log.event_types.decode,
+                )
         except Exception as exc:
-            if inline:
+            if mode == INLINE:  # a failure rolls the command back: nothing to isolate
                 msg = f"inline projection {projection.name!r} failed: {exc}"
                 raise ProjectionError(msg, projection=projection.name) from exc
+            if mode == FAST:
+                raise BatchFailedError from exc
             logger.info(
                 "projection %s: a batch failed; replaying it event by event", projection.name
             )
-        else:
-            self._advance(connection, projection, checkpoint.position, events[-1].position)
-            return applied, events[-1].position, more
-        return self._apply_one_by_one(
-            projection, events, (connection, log_connection), start=checkpoint.position, more=more
-        )
+            return self._apply_one_by_one(
+                projection, events, decoded, (connection, log), start=start, more=more
+            )
+        self._advance(connection, projection, start, events[-1].position)
+        return applied, events[-1].position, more
+
+    def _next_events(
+        self,
+        projection: Projection,
+        start: int,
+        connection: sa.Connection,
+        log: LazyConnection | None,
+        appended: Appended | None,
+    ) -> tuple[list[StoredEvent], Sequence[Event] | None, bool]:
+        """The events after ``start``: ``(log rows, decoded events or None, more)``."""
+        size = projection.batch_size
+        if appended is not None and _next_after(appended, start):
+            # No gap: the command's events are exactly the next positions of the log, so
+            # they are what a log read would return. Apply them from memory.
+            more = len(appended.positions) > size
+            return appended.stored()[:size], appended.events[:size], more
+        if appended is not None and start >= appended.positions[-1]:
+            return [], None, False  # a concurrent caller applied them already
+        source = connection if log is None else log()
+        events = self.event_log.read(source, after=start, limit=size)
+        return events, None, len(events) == size
+
+    def _apply_claimed(
+        self,
+        projection: Projection,
+        connection: sa.Connection,
+        log: LazyConnection | None,
+        appended: Appended,
+    ) -> int | None:
+        """Apply a command's own events if the checkpoint sits right before them.
+
+        The guarded checkpoint update runs first (it also checks that the projection is
+        running): if it matches, the events are the log's next positions and this
+        transaction owns them; apply them from memory. ``None``: it did not match, nothing
+        changed, take the usual path. A handler failure raises :class:`BatchFailedError`,
+        which rolls the update back with the rest.
+        """
+        positions = appended.positions
+        if not _next_after(appended, positions[0] - 1) or not self.store.claim(  # contiguous?
+            connection, projection.name, positions[0] - 1, positions[-1]
+        ):
+            return None
+        try:
+            return apply_all(
+                self._routes[projection.name],
+                appended.stored(),
+                appended.events,
+                connection=connection,
+                write=log,
+                decode=self.event_log.event_types.decode,
+            )
+        except Exception as exc:
+            raise BatchFailedError from exc
 
     def _apply_one_by_one(
         self,
         projection: Projection,
         events: list[StoredEvent],
-        connections: tuple[sa.Connection, sa.Connection],
+        decoded: Sequence[Event] | None,
+        connections: tuple[sa.Connection, LazyConnection | None],
         *,
         start: int,
         more: bool,
     ) -> tuple[int, int, bool]:
         """Apply events one at a time with retries; pause or dead-letter a failing one."""
-        connection, log_connection = connections
-        handlers = self._handlers[projection.name]
+        connection, log = connections
+        table = self._routes[projection.name]
         applied = 0
         reached = start
-        for stored in events:
-            handler = handlers.get(stored.event_type)
-            if handler is not None:
-                context = ProjectionContext(connection, stored, log_connection)
-                error = self._apply(projection, handler, stored, context)
+        for index, stored in enumerate(events):
+            route = table.get(stored.event_type)
+            if route is not None:
+                event = decoded[index] if decoded is not None else None
+                error = self._apply(projection, route, stored, event, (connection, log))
                 if error is None:
                     applied += 1
                 elif projection.on_failure is FailurePolicy.PAUSE:
@@ -396,22 +543,6 @@ class ProjectionEngine:
                     msg, event_type=stored.event_type, position=stored.position
                 )
 
-    def _apply_all(
-        self,
-        handlers: dict[str, Handler],
-        events: list[StoredEvent],
-        connection: sa.Connection,
-        log_connection: sa.Connection | None,
-    ) -> int:
-        decode = self.event_log.event_types.decode
-        applied = 0
-        for stored in events:
-            handler = handlers.get(stored.event_type)
-            if handler is not None:
-                handler(decode(stored), ProjectionContext(connection, stored, log_connection))
-                applied += 1
-        return applied
-
     def _advance(
         self, connection: sa.Connection, projection: Projection, expected: int, reached: int
     ) -> None:
@@ -427,15 +558,17 @@ class ProjectionEngine:
     def _apply(
         self,
         projection: Projection,
-        handler: Handler,
+        route: Route,
         stored: StoredEvent,
-        context: ProjectionContext,
+        event: Event | None,
+        connections: tuple[sa.Connection, LazyConnection | None],
     ) -> ProjectionError | None:
+        connection, log = connections
         attempts = projection.retries + 1
         for attempt in range(attempts):
             try:
-                with context.connection.begin_nested():
-                    handler(self.event_log.event_types.decode(stored), context)
+                decoded = event if event is not None else self.event_log.event_types.decode(stored)
+                apply_one(route, decoded, stored, connection, log)
             except Exception as exc:  # noqa: BLE001 - every handler failure is retried, then reported
                 if attempt + 1 < attempts:
                     time.sleep(self.retry_delay * 2**attempt)

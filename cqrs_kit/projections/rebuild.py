@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from cqrs_kit.exceptions import ConfigurationError
+from cqrs_kit.projections._apply import SAVEPOINT, LazyConnection
 from cqrs_kit.projections.checkpoints import checkpoints
 
 if TYPE_CHECKING:
@@ -83,6 +84,12 @@ class BlueGreenRebuild:
         finally:
             connection.execution_options(schema_translate_map=None)
 
+    @contextlib.contextmanager
+    def _staging_transaction(self) -> Iterator[sa.Connection]:
+        """A transaction on the staging copy, its tables translated while inside."""
+        with self.staging_engine.begin() as connection, self._staging(connection) as staging:
+            yield staging
+
     def run(self, *, restart: bool = False, progress: Progress | None = None) -> int:
         """Replay the log into the staging copy, switch it in, and drop the copy.
 
@@ -103,14 +110,9 @@ class BlueGreenRebuild:
         applied = 0
         more = True
         while more:
-            with (
-                self.staging_engine.begin() as connection,
-                engine._log_engine.connect() as log,
-                self._staging(connection) as staging,
-            ):
-                count, reached, more = engine._apply_batch(
-                    self.projection, staging, log, strict=True, inline=False
-                )
+            count, reached, more = engine._transact(
+                self.projection, self._staging_transaction, strict=True
+            )
             applied += count
             if progress is not None:
                 progress(min(reached, head), max(head, reached))
@@ -133,17 +135,19 @@ class BlueGreenRebuild:
             engine.store.get(connection, name, lock=True)  # hold the live projection still
             applied = 0
             more = True
-            with engine._log_engine.connect() as log, self._staging(connection) as staging:
+            with LazyConnection(engine._log_engine) as log, self._staging(connection) as staging:
                 while more:
+                    # One transaction holds the live checkpoint: a failing batch rolls back
+                    # to its savepoint and is replayed event by event in this transaction.
                     count, _reached, more = engine._apply_batch(
-                        self.projection, staging, log, strict=True, inline=False
+                        self.projection, staging, log, strict=True, mode=SAVEPOINT
                     )
                     applied += count
                 staged = engine.store.get(staging, name)
             for live_table in reversed(self.projection.tables):
                 connection.execute(sa.delete(live_table))
             for live_table, staged_table in zip(self.projection.tables, self._tables, strict=True):
-                columns = [c.name for c in live_table.columns]
+                columns = [c.name for c in live_table.columns if c.computed is None]
                 connection.execute(
                     sa.insert(live_table).from_select(
                         columns, sa.select(*[staged_table.c[c] for c in columns])
@@ -192,6 +196,10 @@ def _attaching_engine(live: sa.Engine, file: Path, schema: str) -> sa.Engine:
     def _attach(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"ATTACH DATABASE ? AS {schema}", (str(file),))
+        # The live database's pragmas do not carry over to an attached one: without WAL the
+        # copy would use a rollback journal, synced on every batch's commit.
+        cursor.execute(f"PRAGMA {schema}.journal_mode = WAL")
+        cursor.execute(f"PRAGMA {schema}.synchronous = NORMAL")
         cursor.close()
 
     return engine
