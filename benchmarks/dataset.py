@@ -6,6 +6,8 @@ A dataset is a write database and a read database filled by :func:`reference_app
 backend, size, seed, :data:`reference_app.seed.SEED_VERSION` and a fingerprint of every
 table's DDL, so a change to the schema or to the generator makes a new one. A dataset is
 complete when its ``manifest.json`` exists (written last); an unfinished one is seeded again.
+From :data:`reference_app.seed.PARALLEL_FROM` orders the seed runs in two processes (the
+same data), with a scratch file beside ``write.db`` while it runs.
 
 On PostgreSQL (``BENCH_POSTGRES_URL``, a server where that user may create databases) the
 dataset is two databases, ``<key>_w`` and ``<key>_r``, and the manifest is the write

@@ -5,7 +5,8 @@ query answered from the read models equals the baseline's answer from the write 
 read models equal what a projection rebuild makes of the seeded event log, row for row; and
 the app keeps working on top of it (new commands, projections catching up). The fast SQLite
 path (raw ``sqlite3``) must store exactly what the SQLAlchemy Core path (used on PostgreSQL)
-stores, which pins its value formats.
+stores, which pins its value formats. Those datasets are seeded by two processes (the way
+large ones are); seeding in one process must store exactly the same thing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -118,9 +120,28 @@ class Seeded:
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
-    data = Seeded(tmp_path_factory.mktemp("seeded"))
+    data = Seeded(tmp_path_factory.mktemp("seeded"), parallel=True)
     yield data
     data.close()
+
+
+def _schema(path: Path) -> list[tuple[Any, ...]]:
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
+        ).fetchall()
+    finally:
+        connection.close()
+
+
+def _journal_mode(path: Path) -> str:
+    """The journal mode stored in the file (what a plain connection gets)."""
+    connection = sqlite3.connect(path)
+    try:
+        return str(connection.execute("PRAGMA journal_mode").fetchone()[0])
+    finally:
+        connection.close()
 
 
 def _raw_dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -256,7 +277,7 @@ def test_daily_analytics_over_the_whole_year_equal_the_baseline(seeded: Seeded) 
 
 
 def test_read_models_equal_a_projection_rebuild(tmp_path: Path) -> None:
-    data = Seeded(tmp_path)
+    data = Seeded(tmp_path, parallel=True)
     try:
         seeded_rows = {table.name: data.rows(table) for table in READ_TABLES}
         engine = data.projection_engine()
@@ -324,6 +345,92 @@ def test_same_arguments_same_data_whatever_the_batch_size(tmp_path: Path) -> Non
     for name in ("write.db", "read.db"):
         assert _raw_dump(tmp_path / "first" / name) == _raw_dump(tmp_path / "second" / name)
     assert _raw_dump(tmp_path / "first" / "write.db") != _raw_dump(tmp_path / "other" / "write.db")
+
+
+def test_two_processes_store_what_one_process_stores(tmp_path: Path) -> None:
+    one = Seeded(tmp_path / "one", orders=120, seed=7, parallel=False)
+    two = Seeded(tmp_path / "two", orders=120, seed=7, parallel=True, batch=50)
+    reports = [replace(data.report, seconds=0) for data in (one, two)]
+    for data in (one, two):
+        data.close()
+    assert reports[0] == reports[1]
+    for name in ("write.db", "read.db"):
+        assert _raw_dump(tmp_path / "two" / name) == _raw_dump(tmp_path / "one" / name), name
+        assert _schema(tmp_path / "two" / name) == _schema(tmp_path / "one" / name), name
+        assert _journal_mode(tmp_path / "two" / name) == "wal", f"{name} is left in WAL mode"
+    assert sorted(path.name for path in (tmp_path / "two").iterdir()) == ["read.db", "write.db"], (
+        "the scratch file of the write model is deleted"
+    )
+
+
+def test_seeds_alike_while_another_connection_keeps_the_database_in_wal_mode(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "held").mkdir()
+    holder = sqlite3.connect(tmp_path / "held" / "write.db")
+    try:
+        holder.execute("PRAGMA journal_mode = WAL")
+        holder.execute("SELECT 1 FROM sqlite_master").fetchall()  # open, idle
+        Seeded(tmp_path / "held", orders=60, parallel=False).close()
+    finally:
+        holder.close()
+    Seeded(tmp_path / "free", orders=60, parallel=False).close()
+    for name in ("write.db", "read.db"):
+        assert _raw_dump(tmp_path / "held" / name) == _raw_dump(tmp_path / "free" / name), name
+        assert _journal_mode(tmp_path / "held" / name) == "wal"
+
+
+def test_two_processes_report_progress_up_to_every_order(tmp_path: Path) -> None:
+    calls: list[tuple[int, int]] = []
+    Seeded(
+        tmp_path, orders=120, parallel=True, batch=40, progress=lambda *call: calls.append(call)
+    ).close()
+    assert calls[0] == (0, 120)
+    assert calls[-1] == (120, 120)
+    done = [call[0] for call in calls]
+    assert done == sorted(done), f"progress never goes back: {calls}"
+    assert {call[1] for call in calls} == {120}
+
+
+def test_parallel_needs_two_sqlite_files(tmp_path: Path) -> None:
+    engine = sqlite_engine(tmp_path / "db.sqlite")
+    try:
+        with pytest.raises(SeedError, match="two SQLite files"):
+            seed(engine, engine, orders=10, users=2, parallel=True)
+    finally:
+        engine.dispose()
+
+
+def test_inline_read_models_go_to_the_write_database(tmp_path: Path) -> None:
+    inline = build_projections({"order_summary": "inline"})
+    Seeded(tmp_path / "inline", orders=60, projections=inline, parallel=None).close()
+    Seeded(tmp_path / "apart", orders=60).close()  # the next seed is not affected
+    write, read = (_raw_dump(tmp_path / "inline" / name) for name in ("write.db", "read.db"))
+    apart = {name: _raw_dump(tmp_path / "apart" / name) for name in ("write.db", "read.db")}
+    assert write["order_summary"] == apart["read.db"]["order_summary"]
+    assert "order_summary" not in read
+    assert write["orders"] == apart["write.db"]["orders"]
+    assert read["order_detail"] == apart["read.db"]["order_detail"]
+
+
+@pytest.mark.parametrize(
+    ("part", "said"),
+    [
+        pytest.param(
+            "import json, sys; print('error', json.dumps('the disk is full')); sys.exit(1)",
+            "the disk is full",
+            id="reported",
+        ),
+        pytest.param("import sys; sys.exit(3)", "exit status 3.*without a word", id="silent"),
+    ],
+)
+def test_a_failed_second_process_fails_the_seed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, part: str, said: str
+) -> None:
+    monkeypatch.setattr(seeding, "_PART_MAIN", part)
+    with pytest.raises(SeedError, match=said):
+        Seeded(tmp_path, orders=120, parallel=True)
+    assert not (tmp_path / "write.db.seed-model").exists(), "the scratch file is deleted"
 
 
 def test_raw_sqlite_path_stores_what_sqlalchemy_core_stores(
