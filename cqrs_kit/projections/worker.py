@@ -1,7 +1,12 @@
 """Background workers that tail the event log.
 
 A thread for ``Mediator``, a task for ``AsyncMediator``. Both are woken after local commits
-and poll with backoff otherwise.
+and poll with backoff otherwise. A pass catches every projection up to the log head. After a
+pass that applied events, a worker waits ``gather`` seconds before the next one, so that
+under steady writes it applies the events of that window in one batch (one read-database
+transaction) instead of one pass per command: far less work per event, and less time taken
+from the commands it runs beside (the same process, the same GIL). An idle worker answers a
+wake-up at once.
 """
 
 from __future__ import annotations
@@ -34,7 +39,14 @@ class _Backoff:
 
     def next(self, found_work: bool) -> float:
         self.current = self.minimum if found_work else min(self.current * 2, self.maximum)
-        return 0.0 if found_work else self.current
+        return self.current
+
+
+def _check_gather(gather: float) -> float:
+    if not gather >= 0:
+        msg = f"gather must be >= 0 seconds, got {gather!r}"
+        raise ValueError(msg)
+    return gather
 
 
 class ProjectionWorker:
@@ -45,6 +57,11 @@ class ProjectionWorker:
         names: The projections to run (default: the async ones).
         min_poll: Shortest idle poll interval, seconds.
         max_poll: Longest idle poll interval, seconds.
+        gather: Seconds to wait after a pass that applied events before the next pass
+            (see the module docs); ``0`` runs a pass for every wake-up.
+
+    Raises:
+        ValueError: ``gather`` is negative.
     """
 
     def __init__(
@@ -54,11 +71,13 @@ class ProjectionWorker:
         *,
         min_poll: float = 0.01,
         max_poll: float = 1.0,
+        gather: float = 0.01,
     ) -> None:
         """Prepare the worker; :meth:`start` runs it."""
         self.engine = engine
         self.names = list(names) if names is not None else engine.names(Strategy.ASYNC)
         self._backoff = _Backoff(min_poll, max_poll)
+        self._gather = _check_gather(gather)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -86,11 +105,13 @@ class ProjectionWorker:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            self._wake.clear()  # before the pass: a commit during it wakes the next one
             applied = self.engine.run_once(self.names)
             delay = self._backoff.next(applied > 0)
-            if delay:
+            if applied and self._gather:
+                self._stopping.wait(self._gather)  # let this window's commits gather
+            elif not self._stopping.is_set():
                 self._wake.wait(delay)
-            self._wake.clear()
 
     def __enter__(self) -> ProjectionWorker:
         self.start()
@@ -104,7 +125,11 @@ class AsyncProjectionWorker:
     """Runs projections in an asyncio task until :meth:`stop`.
 
     The projection engine is synchronous; each batch runs in a worker thread
-    (``asyncio.to_thread``) so the event loop stays free.
+    (``asyncio.to_thread``) so the event loop stays free. The arguments are those of
+    :class:`ProjectionWorker`.
+
+    Raises:
+        ValueError: ``gather`` is negative.
     """
 
     def __init__(
@@ -114,11 +139,13 @@ class AsyncProjectionWorker:
         *,
         min_poll: float = 0.01,
         max_poll: float = 1.0,
+        gather: float = 0.01,
     ) -> None:
         """Prepare the worker; :meth:`start` runs it in the running loop."""
         self.engine = engine
         self.names = list(names) if names is not None else engine.names(Strategy.ASYNC)
         self._backoff = _Backoff(min_poll, max_poll)
+        self._gather = _check_gather(gather)
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -148,12 +175,14 @@ class AsyncProjectionWorker:
     async def _run(self) -> None:
         assert self._wake is not None  # noqa: S101 - set by start()
         while not self._stopping:
+            self._wake.clear()  # before the pass: a commit during it wakes the next one
             applied = await asyncio.to_thread(self.engine.run_once, self.names)
             delay = self._backoff.next(applied > 0)
-            if delay and not self._stopping:
+            if applied and self._gather:
+                await asyncio.sleep(self._gather)  # let this window's commits gather
+            elif not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
-            self._wake.clear()
 
     async def __aenter__(self) -> AsyncProjectionWorker:
         self.start()

@@ -268,6 +268,44 @@ def test_async_worker_and_read_your_own_writes(engines: tuple[sa.Engine, sa.Engi
         assert seen == (210, 20), "a query with the token never sees stale data"
 
 
+def test_a_busy_worker_gathers_the_commits_of_its_window_into_one_pass(
+    engines: tuple[sa.Engine, sa.Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup = Setup(*engines, make_projections(Strategy.ASYNC))
+    passes: list[int] = []
+    run_once = setup.engine.run_once
+
+    def recorded_run_once(names: Any = None) -> int:
+        applied = run_once(names)
+        if applied:
+            passes.append(applied)
+        return applied
+
+    monkeypatch.setattr(setup.engine, "run_once", recorded_run_once)
+    with ProjectionWorker(setup.engine, gather=1.0) as worker:
+        mediator = _sync_mediator(setup, worker)
+        receipt = Receipt()
+        account = mediator.send(bank.OpenAccount(name="ada"), receipt=receipt)
+        mediator.ask(GetSummary(account_id=account), consistency=AtLeast(receipt.token, timeout=10))
+        for amount in range(1, 6):  # within the second the worker waits after its first pass
+            mediator.send(bank.Deposit(account_id=account, amount=amount), receipt=receipt)
+        seen = mediator.ask(
+            GetSummary(account_id=account), consistency=AtLeast(receipt.token, timeout=10)
+        )
+    assert seen == (15, 5)
+    assert len(passes) == 2, f"one pass for the account, one for the deposits: {passes}"
+    assert passes[1] == 5, "the five deposits of the window were applied in one pass"
+
+
+@pytest.mark.parametrize("worker_class", [ProjectionWorker, AsyncProjectionWorker])
+def test_a_negative_gather_window_is_refused(
+    engines: tuple[sa.Engine, sa.Engine], worker_class: type[Any]
+) -> None:
+    setup = Setup(*engines, make_projections(Strategy.ASYNC))
+    with pytest.raises(ValueError, match="gather must be >= 0"):
+        worker_class(setup.engine, gather=-0.1)
+
+
 def test_consistency_timeout_fails_closed_or_reads_stale(
     engines: tuple[sa.Engine, sa.Engine],
 ) -> None:
