@@ -5,7 +5,7 @@ put :class:`~cqrs_kit.middleware.projection.ProjectionMiddleware` on the mediato
 """
 
 from cqrs_kit.projections.checkpoints import Checkpoint, projection_metadata
-from cqrs_kit.projections.engine import ProjectionEngine, ProjectionStatus
+from cqrs_kit.projections.engine import ProjectionEngine
 from cqrs_kit.projections.projection import (
     BatchContext,
     BatchHandler,
@@ -15,6 +15,7 @@ from cqrs_kit.projections.projection import (
     ProjectionContext,
     Strategy,
 )
+from cqrs_kit.projections.status import ProjectionStatus
 from cqrs_kit.projections.worker import AsyncProjectionWorker, ProjectionWorker
 
 __all__ = [

@@ -27,7 +27,7 @@ Route = tuple[bool, "Callable[..., None]"]
 """How one event type is handled: ``(is a batch handler, the handler)``."""
 
 
-# How the engine's ``_apply_batch`` reacts to a failing handler.
+# How ``BatchRunner.apply_batch`` (``_batch.py``) reacts to a failing handler.
 FAST = "fast"
 """Raise :class:`BatchFailedError`: the caller rolls the transaction back and replays."""
 SAVEPOINT = "savepoint"

@@ -14,7 +14,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["Checkpoint", "CheckpointStore", "projection_metadata"]
+from cqrs_kit.exceptions import ProjectionError
+
+__all__ = ["Checkpoint", "CheckpointConflictError", "CheckpointStore", "projection_metadata"]
 
 projection_metadata = sa.MetaData()
 """The metadata of cqrs_kit's read-side tables (checkpoints, dead letters)."""
@@ -46,6 +48,10 @@ dead_letters = sa.Table(
 
 RUNNING = "running"
 PAUSED = "paused"
+
+
+class CheckpointConflictError(ProjectionError):
+    """Another worker advanced the checkpoint first; this batch was rolled back."""
 
 
 @dataclass(frozen=True, slots=True)

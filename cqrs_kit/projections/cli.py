@@ -31,7 +31,7 @@ from cqrs_kit.projections.projection import Strategy
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from cqrs_kit.projections.engine import ProjectionStatus
+    from cqrs_kit.projections.status import ProjectionStatus
 
 __all__ = ["load_engine", "main", "print_status"]
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from cqrs_kit.projections.engine import LeaseLostError
+from cqrs_kit.projections.leases import LeaseLostError
 from cqrs_kit.projections.projection import Strategy
 
 if TYPE_CHECKING:

@@ -1,39 +1,30 @@
 """The projection engine: reads the event log by position and applies it to read models.
 
-One batch is one read-database transaction: the events after the checkpoint are applied by
-the projection's handlers and the checkpoint advances to the last scanned position, even
-past events the projection does not handle. The checkpoint update is guarded, so a batch
-that raced another worker fails instead of applying events twice.
+:class:`ProjectionEngine` is the front the middleware, the workers and the CLI use. It
+registers projections, creates their tables and owns one lock per projection; the work
+itself lives beside it, one concept per module:
+
+- ``_batch.py``: one batch in one transaction (guarded checkpoint, lease check, retries,
+  pause or dead letter), with ``_apply.py`` as its inner loop; the conflicts it raises
+  live with what they guard (``checkpoints.py``, ``leases.py``);
+- ``waiting.py``: waits for checkpoints, woken by this process's batches;
+- ``status.py``: :class:`~cqrs_kit.projections.ProjectionStatus` and how it is computed;
+- ``rebuild.py``: blue/green and in-place rebuilds.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from cqrs_kit.exceptions import ConfigurationError, ProjectionError, UnknownEventTypeError
+from cqrs_kit.exceptions import ConfigurationError
 from cqrs_kit.persistence import configure_sqlite
-from cqrs_kit.projections._apply import (
-    FAST,
-    INLINE,
-    ONE_BY_ONE,
-    SAVEPOINT,
-    BatchFailedError,
-    LazyConnection,
-    Route,
-    apply_all,
-    apply_one,
-    routes,
-    savepoint,
-)
+from cqrs_kit.projections._apply import INLINE, Route, routes
+from cqrs_kit.projections._batch import BatchRunner
 from cqrs_kit.projections.checkpoints import (
     PAUSED,
     RUNNING,
@@ -42,72 +33,19 @@ from cqrs_kit.projections.checkpoints import (
     projection_metadata,
 )
 from cqrs_kit.projections.leases import LeaseStore
-from cqrs_kit.projections.projection import FailurePolicy, Projection, Strategy
+from cqrs_kit.projections.projection import Projection, Strategy
+from cqrs_kit.projections.status import ProjectionStatus, read_statuses
+from cqrs_kit.projections.waiting import Advances
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
-
-    from cqrs_kit.event_types import StoredEvent
     from cqrs_kit.eventlog import Appended, EventLog
-    from cqrs_kit.messages import Event
 
-__all__ = ["CheckpointConflictError", "LeaseLostError", "ProjectionEngine", "ProjectionStatus"]
+__all__ = ["ProjectionEngine"]
 
 logger = logging.getLogger("cqrs_kit.projections")
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` while a rebuild replays the log."""
-
-
-def _next_after(appended: Appended, position: int) -> bool:
-    """Whether ``appended`` holds exactly the log positions right after ``position``."""
-    positions = appended.positions
-    return positions[0] == position + 1 and positions[-1] - positions[0] == len(positions) - 1
-
-
-class CheckpointConflictError(ProjectionError):
-    """Another worker advanced the checkpoint first; this batch was rolled back."""
-
-
-class LeaseLostError(ProjectionError):
-    """The worker no longer holds the projection's lease; its batch was rolled back."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectionStatus:
-    """Where a projection stands.
-
-    Attributes:
-        name: The projection.
-        strategy: Its strategy.
-        head: The highest position in the event log.
-        checkpoint: The last position it applied.
-        lag_events: ``head - checkpoint``.
-        lag_seconds: Age of the oldest event it has not applied (0 when caught up).
-        state: ``"running"`` or ``"paused"``.
-        failed_position: Where it paused, if paused.
-        last_error: Why it paused, if paused.
-        owner: The worker holding its lease, if any (and unexpired).
-        updated_at: When its checkpoint last moved (the last batch).
-    """
-
-    name: str
-    strategy: str
-    head: int
-    checkpoint: int
-    lag_events: int
-    lag_seconds: float
-    state: str
-    failed_position: int | None
-    last_error: str | None
-    owner: str | None = None
-    updated_at: dt.datetime | None = None
-
-
-def _live_owner(lease: tuple[str | None, float] | None) -> str | None:
-    if lease is None or lease[0] is None or lease[1] < time.time():
-        return None
-    return lease[0]
 
 
 def _log_reader(write_engine: sa.Engine) -> sa.Engine:
@@ -148,15 +86,21 @@ class ProjectionEngine:
         self.event_log = event_log
         self.write_engine = write_engine
         self.read_engine = read_engine
-        self.retry_delay = retry_delay
         self.store = CheckpointStore()
         self.leases = LeaseStore()
         self._log_engine = _log_reader(write_engine)
         self._projections: dict[str, Projection] = {}
         self._routes: dict[str, dict[str, Route]] = {}
         self._locks: dict[str, threading.Lock] = {}
-        self._advanced = threading.Condition()
-        self._generation = 0  # bumped on every local batch, so a wait cannot miss a wake-up
+        self._advances = Advances()
+        self._batches = BatchRunner(
+            event_log=event_log,
+            log_engine=self._log_engine,
+            routes=self._routes,
+            store=self.store,
+            leases=self.leases,
+            retry_delay=retry_delay,
+        )
         write_tables = set(write_metadata.tables) if write_metadata is not None else set()
         write_tables |= set(event_log.table.metadata.tables)
         for projection in projections:
@@ -176,6 +120,15 @@ class ProjectionEngine:
         self._projections[projection.name] = projection
         self._routes[projection.name] = routes(projection, self.event_log.event_types)
         self._locks[projection.name] = threading.Lock()
+
+    @property
+    def retry_delay(self) -> float:
+        """First delay between retries of a failing handler, doubled each time."""
+        return self._batches.retry_delay
+
+    @retry_delay.setter
+    def retry_delay(self, value: float) -> None:
+        self._batches.retry_delay = value
 
     def close(self) -> None:
         """Release the connections the engine opened itself (not the engines it was given)."""
@@ -299,7 +252,7 @@ class ProjectionEngine:
         for name in self.names(Strategy.INLINE):
             projection = self._projections[name]
             while True:
-                _count, _reached, more = self._apply_batch(
+                _count, _reached, more = self._batches.apply_batch(
                     projection, connection, None, strict=False, mode=INLINE
                 )
                 if not more:
@@ -313,277 +266,15 @@ class ProjectionEngine:
         owner: str | None = None,
         appended: Appended | None = None,
     ) -> tuple[int, int, bool]:
-        result = self._transact(
+        result = self._batches.transact(
             projection,
             self._engine_of(projection).begin,
             strict=strict,
             owner=owner,
             appended=appended,
         )
-        with self._advanced:
-            self._generation += 1
-            self._advanced.notify_all()
+        self._advances.notify()
         return result
-
-    def _transact(
-        self,
-        projection: Projection,
-        begin: Callable[[], AbstractContextManager[sa.Connection]],
-        *,
-        strict: bool,
-        owner: str | None = None,
-        appended: Appended | None = None,
-    ) -> tuple[int, int, bool]:
-        """Apply one batch in a transaction of its own; ``(applied, reached, more)``.
-
-        The batch first runs without savepoints. If a handler fails, the transaction rolls
-        back and the batch runs again in a new one, event by event (see
-        :meth:`_apply_one_by_one`).
-        """
-        mode = FAST
-        while True:
-            try:
-                with begin() as connection, LazyConnection(self._log_engine) as log:
-                    if owner is not None and not self.leases.holds(
-                        connection, projection.name, owner
-                    ):
-                        msg = f"{owner} no longer holds the lease of projection {projection.name!r}"
-                        raise LeaseLostError(msg, projection=projection.name)
-                    return self._apply_batch(
-                        projection, connection, log, strict=strict, mode=mode, appended=appended
-                    )
-            except BatchFailedError as exc:
-                logger.info(
-                    "projection %s: a batch failed (%r); replaying it event by event",
-                    projection.name,
-                    exc.__cause__,
-                )
-                mode = ONE_BY_ONE
-
-    def _apply_batch(
-        self,
-        projection: Projection,
-        connection: sa.Connection,
-        log: LazyConnection | None,
-        *,
-        strict: bool,
-        mode: str,
-        appended: Appended | None = None,
-    ) -> tuple[int, int, bool]:
-        """Apply one batch in ``connection``'s transaction; ``(applied, reached, more)``.
-
-        Args:
-            projection: The projection.
-            connection: Its tables' connection, in a transaction.
-            log: Where to read the log (and handlers the write model); ``None`` for inline
-                projections, which use ``connection``.
-            strict: Fail on event types that are not registered (rebuilds).
-            mode: What a handler failure does: ``FAST``, ``SAVEPOINT``, ``ONE_BY_ONE`` or
-                ``INLINE`` (see :mod:`cqrs_kit.projections._apply`).
-            appended: A command's committed events, applied from memory if they are next.
-        """
-        if (
-            appended is not None
-            and mode == FAST
-            and len(appended.positions) <= projection.batch_size
-        ):
-            applied = self._apply_claimed(projection, connection, log, appended)
-            if applied is not None:
-                return applied, appended.positions[-1], False
-        checkpoint = self.store.get(connection, projection.name, lock=True)
-        if checkpoint.state == PAUSED:
-            return 0, checkpoint.position, False
-        start = checkpoint.position
-        events, decoded, more = self._next_events(projection, start, connection, log, appended)
-        if not events:
-            return 0, start, False
-        if strict:
-            self._check_known(projection, events)
-        if mode == ONE_BY_ONE:
-            return self._apply_one_by_one(
-                projection, events, decoded, (connection, log), start=start, more=more
-            )
-        try:
-            with savepoint(connection) if mode == SAVEPOINT else contextlib.nullcontext():
-                applied = apply_all(
-                    self._routes[projection.name],
-                    events,
-                    decoded,
-                    connection=connection,
-                    write=log,
-                    decode=self.event_log.event_types.decode,
-                )
-        except Exception as exc:
-            if mode == INLINE:  # a failure rolls the command back: nothing to isolate
-                msg = f"inline projection {projection.name!r} failed: {exc}"
-                raise ProjectionError(msg, projection=projection.name) from exc
-            if mode == FAST:
-                raise BatchFailedError from exc
-            logger.info(
-                "projection %s: a batch failed; replaying it event by event", projection.name
-            )
-            return self._apply_one_by_one(
-                projection, events, decoded, (connection, log), start=start, more=more
-            )
-        self._advance(connection, projection, start, events[-1].position)
-        return applied, events[-1].position, more
-
-    def _next_events(
-        self,
-        projection: Projection,
-        start: int,
-        connection: sa.Connection,
-        log: LazyConnection | None,
-        appended: Appended | None,
-    ) -> tuple[list[StoredEvent], Sequence[Event] | None, bool]:
-        """The events after ``start``: ``(log rows, decoded events or None, more)``."""
-        size = projection.batch_size
-        if appended is not None and _next_after(appended, start):
-            # No gap: the command's events are exactly the next positions of the log, so
-            # they are what a log read would return. Apply them from memory.
-            more = len(appended.positions) > size
-            return appended.stored()[:size], appended.events[:size], more
-        if appended is not None and start >= appended.positions[-1]:
-            return [], None, False  # a concurrent caller applied them already
-        source = connection if log is None else log()
-        events = self.event_log.read(source, after=start, limit=size)
-        return events, None, len(events) == size
-
-    def _apply_claimed(
-        self,
-        projection: Projection,
-        connection: sa.Connection,
-        log: LazyConnection | None,
-        appended: Appended,
-    ) -> int | None:
-        """Apply a command's own events if the checkpoint sits right before them.
-
-        The guarded checkpoint update runs first (it also checks that the projection is
-        running): if it matches, the events are the log's next positions and this
-        transaction owns them; apply them from memory. ``None``: it did not match, nothing
-        changed, take the usual path. A handler failure raises :class:`BatchFailedError`,
-        which rolls the update back with the rest.
-        """
-        positions = appended.positions
-        if not _next_after(appended, positions[0] - 1) or not self.store.claim(  # contiguous?
-            connection, projection.name, positions[0] - 1, positions[-1]
-        ):
-            return None
-        try:
-            return apply_all(
-                self._routes[projection.name],
-                appended.stored(),
-                appended.events,
-                connection=connection,
-                write=log,
-                decode=self.event_log.event_types.decode,
-            )
-        except Exception as exc:
-            raise BatchFailedError from exc
-
-    def _apply_one_by_one(
-        self,
-        projection: Projection,
-        events: list[StoredEvent],
-        decoded: Sequence[Event] | None,
-        connections: tuple[sa.Connection, LazyConnection | None],
-        *,
-        start: int,
-        more: bool,
-    ) -> tuple[int, int, bool]:
-        """Apply events one at a time with retries; pause or dead-letter a failing one."""
-        connection, log = connections
-        table = self._routes[projection.name]
-        applied = 0
-        reached = start
-        for index, stored in enumerate(events):
-            route = table.get(stored.event_type)
-            if route is not None:
-                event = decoded[index] if decoded is not None else None
-                error = self._apply(projection, route, stored, event, (connection, log))
-                if error is None:
-                    applied += 1
-                elif projection.on_failure is FailurePolicy.PAUSE:
-                    self._advance(connection, projection, start, reached)
-                    self.store.set_state(
-                        connection,
-                        projection.name,
-                        PAUSED,
-                        failed_position=stored.position,
-                        failed_event_type=stored.event_type,
-                        last_error=f"{type(error.__cause__).__name__}: {error.__cause__}",
-                    )
-                    logger.error(
-                        "projection %s paused at %s: %s",
-                        projection.name,
-                        stored.position,
-                        error.__cause__,
-                    )
-                    return applied, reached, False
-                else:
-                    self.store.dead_letter(
-                        connection,
-                        projection.name,
-                        stored.position,
-                        stored.event_type,
-                        repr(error.__cause__),
-                    )
-            reached = stored.position
-        self._advance(connection, projection, start, reached)
-        return applied, reached, more
-
-    def _check_known(self, projection: Projection, events: list[StoredEvent]) -> None:
-        for stored in events:
-            if stored.event_type not in self.event_log.event_types:
-                msg = (
-                    f"rebuild of {projection.name!r} met the unknown event type "
-                    f"{stored.event_type!r} at position {stored.position}"
-                )
-                raise UnknownEventTypeError(
-                    msg, event_type=stored.event_type, position=stored.position
-                )
-
-    def _advance(
-        self, connection: sa.Connection, projection: Projection, expected: int, reached: int
-    ) -> None:
-        if reached != expected and not self.store.advance(
-            connection, projection.name, expected, reached
-        ):
-            msg = (
-                f"projection {projection.name!r}: another worker moved the checkpoint "
-                f"from {expected}"
-            )
-            raise CheckpointConflictError(msg, projection=projection.name, position=expected)
-
-    def _apply(
-        self,
-        projection: Projection,
-        route: Route,
-        stored: StoredEvent,
-        event: Event | None,
-        connections: tuple[sa.Connection, LazyConnection | None],
-    ) -> ProjectionError | None:
-        connection, log = connections
-        attempts = projection.retries + 1
-        for attempt in range(attempts):
-            try:
-                decoded = event if event is not None else self.event_log.event_types.decode(stored)
-                apply_one(route, decoded, stored, connection, log)
-            except Exception as exc:  # noqa: BLE001 - every handler failure is retried, then reported
-                if attempt + 1 < attempts:
-                    time.sleep(self.retry_delay * 2**attempt)
-                    continue
-                error = ProjectionError(
-                    f"projection {projection.name!r} failed on {stored.event_type!r} at "
-                    f"position {stored.position}: {exc}",
-                    projection=projection.name,
-                    position=stored.position,
-                    event_type=stored.event_type,
-                )
-                error.__cause__ = exc
-                return error
-            return None
-        return None  # pragma: no cover - the loop always returns
 
     # -- waiting -------------------------------------------------------------------------
 
@@ -605,62 +296,25 @@ class ProjectionEngine:
         process's worker) are seen by polling with backoff.
         """
         names = list(names)
-        deadline = time.monotonic() + timeout
-        poll = 0.005
-        while True:
-            with self._advanced:
-                generation = self._generation
+
+        def reached() -> bool:
             positions = self.positions(names)
-            if all(positions.get(n, 0) >= token for n in names):
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            with self._advanced:
-                if self._generation == generation:  # nothing advanced since we looked
-                    self._advanced.wait(min(remaining, poll))
-            poll = min(poll * 2, 0.25)
+            return all(positions.get(n, 0) >= token for n in names)
+
+        return self._advances.wait(reached, timeout)
 
     # -- operations ----------------------------------------------------------------------
 
     def status(self) -> list[ProjectionStatus]:
         """The status of every projection."""
-        with self._log_engine.connect() as log_connection:
-            head = self.event_log.head(log_connection)
-            checkpoints = {}
-            owners: dict[str, tuple[str | None, float]] = {}
-            for engine in {self.read_engine, self.write_engine}:
-                with engine.connect() as connection:
-                    if sa.inspect(connection).has_table("projection_checkpoints"):
-                        checkpoints.update({c.name: c for c in self.store.all(connection)})
-                        owners.update(self.leases.owners(connection))
-            now = dt.datetime.now(dt.UTC)
-            statuses = []
-            for projection in self._projections.values():
-                checkpoint = checkpoints.get(projection.name)
-                position = checkpoint.position if checkpoint else 0
-                lag_seconds = 0.0
-                if position < head:
-                    oldest = self.event_log.read(log_connection, after=position, limit=1)
-                    if oldest:
-                        age = now - oldest[0].recorded_at  # read back in UTC
-                        lag_seconds = max(0.0, age.total_seconds())
-                statuses.append(
-                    ProjectionStatus(
-                        name=projection.name,
-                        strategy=projection.strategy.value,
-                        head=head,
-                        checkpoint=position,
-                        lag_events=max(0, head - position),
-                        lag_seconds=lag_seconds,
-                        state=checkpoint.state if checkpoint else "new",
-                        failed_position=checkpoint.failed_position if checkpoint else None,
-                        last_error=checkpoint.last_error if checkpoint else None,
-                        owner=_live_owner(owners.get(projection.name)),
-                        updated_at=checkpoint.updated_at if checkpoint else None,
-                    )
-                )
-        return statuses
+        return read_statuses(
+            event_log=self.event_log,
+            log_engine=self._log_engine,
+            engines={self.read_engine, self.write_engine},
+            store=self.store,
+            leases=self.leases,
+            projections=self._projections.values(),
+        )
 
     def checkpoint(self, name: str) -> Checkpoint:
         """The checkpoint row of ``name``."""
@@ -725,27 +379,13 @@ class ProjectionEngine:
         Returns:
             How many events its handlers applied.
         """
-        projection = self.projection(name)
-        if not in_place:
-            from cqrs_kit.projections.rebuild import BlueGreenRebuild
+        self.projection(name)
+        from cqrs_kit.projections.rebuild import BlueGreenRebuild, rebuild_in_place
 
-            rebuild = BlueGreenRebuild(self, name)
-            try:
-                return rebuild.run(restart=restart, progress=progress)
-            finally:
-                rebuild.close()
-        with self._locks[name]:
-            with self._engine_of(projection).begin() as connection:
-                for table in reversed(projection.tables):
-                    connection.execute(sa.delete(table))
-                self.store.reset(connection, name)
-            with self._log_engine.connect() as log_connection:
-                head = self.event_log.head(log_connection)
-            applied = 0
-            while True:
-                count, reached, more = self._batch(projection, strict=True)
-                applied += count
-                if progress is not None:
-                    progress(min(reached, head), head)
-                if not more:
-                    return applied
+        if in_place:
+            return rebuild_in_place(self, name, progress=progress)
+        rebuild = BlueGreenRebuild(self, name)
+        try:
+            return rebuild.run(restart=restart, progress=progress)
+        finally:
+            rebuild.close()

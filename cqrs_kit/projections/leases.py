@@ -17,9 +17,10 @@ import time
 
 import sqlalchemy as sa
 
+from cqrs_kit.exceptions import ProjectionError
 from cqrs_kit.projections.checkpoints import projection_metadata
 
-__all__ = ["LeaseStore", "leases", "workers"]
+__all__ = ["LeaseLostError", "LeaseStore", "leases", "workers"]
 
 leases = sa.Table(
     "projection_leases",
@@ -35,6 +36,10 @@ workers = sa.Table(
     sa.Column("owner", sa.String(200), primary_key=True),
     sa.Column("heartbeat_at", sa.Float(), nullable=False),
 )
+
+
+class LeaseLostError(ProjectionError):
+    """The worker no longer holds the projection's lease; its batch was rolled back."""
 
 
 class LeaseStore:

@@ -10,6 +10,9 @@ When the copy has caught up, one transaction switches: it locks the live checkpo
 the last events to the copy, replaces the live rows with the copy's and moves the live
 checkpoint to the copy's position. Readers see the old rows until that commit and the new
 ones after it; no query ever sees a half-built read model. The staging copy is then dropped.
+
+An in-place rebuild (for small models) clears the live tables and replays the log into them:
+queries see a partial model meanwhile, and ``catch_up`` resumes it after a crash.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
     from cqrs_kit.projections.engine import Progress, ProjectionEngine
     from cqrs_kit.projections.projection import Projection
 
-__all__ = ["BlueGreenRebuild"]
+__all__ = ["BlueGreenRebuild", "rebuild_in_place"]
 
 STAGING = "cqrs_rebuild"
 """The staging schema (PostgreSQL: ``cqrs_rebuild_<projection>``; SQLite: an attached file)."""
@@ -110,7 +113,7 @@ class BlueGreenRebuild:
         applied = 0
         more = True
         while more:
-            count, reached, more = engine._transact(
+            count, reached, more = engine._batches.transact(
                 self.projection, self._staging_transaction, strict=True
             )
             applied += count
@@ -139,7 +142,7 @@ class BlueGreenRebuild:
                 while more:
                     # One transaction holds the live checkpoint: a failing batch rolls back
                     # to its savepoint and is replayed event by event in this transaction.
-                    count, _reached, more = engine._apply_batch(
+                    count, _reached, more = engine._batches.apply_batch(
                         self.projection, staging, log, strict=True, mode=SAVEPOINT
                     )
                     applied += count
@@ -183,6 +186,37 @@ class BlueGreenRebuild:
         """Release the staging engine's connections (SQLite)."""
         if not self.postgres:
             self.staging_engine.dispose()
+
+
+def rebuild_in_place(
+    engine: ProjectionEngine, name: str, *, progress: Progress | None = None
+) -> int:
+    """Clear the live tables of ``name`` and replay the whole log into them, in batches.
+
+    Args:
+        engine: The projection engine.
+        name: The projection to rebuild.
+        progress: Called as ``progress(done, total)`` after each batch.
+
+    Returns:
+        How many events its handlers applied.
+    """
+    projection = engine.projection(name)
+    with engine._locks[name]:
+        with engine._engine_of(projection).begin() as connection:
+            for table in reversed(projection.tables):
+                connection.execute(sa.delete(table))
+            engine.store.reset(connection, name)
+        with engine._log_engine.connect() as log_connection:
+            head = engine.event_log.head(log_connection)
+        applied = 0
+        while True:
+            count, reached, more = engine._batch(projection, strict=True)
+            applied += count
+            if progress is not None:
+                progress(min(reached, head), head)
+            if not more:
+                return applied
 
 
 def _attaching_engine(live: sa.Engine, file: Path, schema: str) -> sa.Engine:
