@@ -36,7 +36,7 @@ from reference_app.read.handlers import registry as read_registry
 from reference_app.read.projections import build_projections
 from reference_app.read.queries import GetDailyAnalytics, GetOrderDetail, ListUserOrders
 from reference_app.read.schema import order_analytics, order_detail, order_summary
-from reference_app.seed import NOW, SeedError, SeedReport, seed
+from reference_app.seed import NOW, SeedError, SeedReport, loading, processes, seed, sinks
 from reference_app.write.domain import Address, OrderId, OrderStatus, UserId
 from reference_app.write.handlers import dependencies
 from reference_app.write.handlers import registry as write_registry
@@ -427,7 +427,7 @@ def test_inline_read_models_go_to_the_write_database(tmp_path: Path) -> None:
 def test_a_failed_second_process_fails_the_seed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, part: str, said: str
 ) -> None:
-    monkeypatch.setattr(seeding, "_PART_MAIN", part)
+    monkeypatch.setattr(processes, "_PART_MAIN", part)
     with pytest.raises(SeedError, match=said):
         Seeded(tmp_path, orders=120, parallel=True)
     assert not (tmp_path / "write.db.seed-model").exists(), "the scratch file is deleted"
@@ -437,7 +437,7 @@ def test_raw_sqlite_path_stores_what_sqlalchemy_core_stores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     Seeded(tmp_path / "raw", orders=120, seed=3).close()
-    monkeypatch.setattr(seeding, "_sink", seeding._CoreSink)
+    monkeypatch.setattr(loading, "_sink", sinks._CoreSink)
     Seeded(tmp_path / "core", orders=120, seed=3).close()
     for name in ("write.db", "read.db"):
         raw, core = _raw_dump(tmp_path / "raw" / name), _raw_dump(tmp_path / "core" / name)
