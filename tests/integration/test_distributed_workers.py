@@ -12,7 +12,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from tests.databases import Database
 from tests.integration import crash_app
+from tests.integration.processes import spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 TTL = 2.0
@@ -41,22 +42,6 @@ def app(postgres_database: Database, monkeypatch: pytest.MonkeyPatch) -> dict[st
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-_spawned: list[subprocess.Popen[bytes]] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_processes() -> Iterator[None]:
-    """Kill what a failed test left running, so it cannot disturb the next test."""
-    yield
-    while _spawned:
-        process = _spawned.pop()
-        if process.poll() is None:
-            process.kill()
-            process.wait(30)
-        if process.stderr:
-            process.stderr.close()
-
-
 def _worker(env: dict[str, str], owner: str, delay: float = 0.0) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
@@ -71,15 +56,13 @@ def _worker(env: dict[str, str], owner: str, delay: float = 0.0) -> subprocess.P
         "--report-every",
         "1",
     ]
-    process = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+    return spawn(
         command,
         env={**env, "CRASH_EVENT_DELAY": str(delay)},
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    _spawned.append(process)
-    return process
 
 
 def _writer(env: dict[str, str], seed: int, deposits: int) -> subprocess.Popen[bytes]:
@@ -95,9 +78,7 @@ def _writer(env: dict[str, str], seed: int, deposits: int) -> subprocess.Popen[b
         "--seed",
         str(seed),
     ]
-    process = subprocess.Popen(command, env=env, cwd=ROOT)  # noqa: S603 - our own module
-    _spawned.append(process)
-    return process
+    return spawn(command, env=env, cwd=ROOT)
 
 
 def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> bytes:

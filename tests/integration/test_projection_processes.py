@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from cqrs_kit.projections.cli import main
 from tests.databases import Database
 from tests.integration import crash_app
+from tests.integration.processes import spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,9 +42,7 @@ def _worker(env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
         "run",
         *extra,
     ]
-    return subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    return spawn(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -135,7 +134,7 @@ def test_sigterm_stops_a_worker_cleanly(tmp_path: Path, monkeypatch: pytest.Monk
     worker = _worker(_env(write_url, read_url, delay=0.0))
     _wait_until(lambda: crash_app.checkpoint() == 11)
     worker.send_signal(signal.SIGTERM)
-    assert worker.wait(10) == 0
+    assert worker.wait(30) == 0
     assert b"stopping after the current batch" in _close(worker)
     assert crash_app.checkpoint() == 11
 
@@ -149,7 +148,7 @@ def test_writer_processes_and_workers_on_postgres_apply_every_event_once(
     _configure(monkeypatch, url, url)
     crash_app.setup()
     writers = [
-        subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        spawn(
             [
                 sys.executable,
                 "-m",

@@ -49,6 +49,7 @@ from reference_app.write.messages import (
 )
 from reference_app.write.schema import orders, users
 from tests.databases import Database
+from tests.integration.processes import spawn
 
 ROOT = Path(__file__).resolve().parents[2]
 LOAD_SECONDS = float(os.environ.get("CQRS_KIT_LOAD_SECONDS", "6"))
@@ -99,7 +100,7 @@ class _Process:
         self.stdout_path = tmp_path / f"{name}.out"
         self.stderr_path = tmp_path / f"{name}.err"
         self._files: list[IO[bytes]] = [self.stdout_path.open("wb"), self.stderr_path.open("wb")]
-        self.popen = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+        self.popen = spawn(
             [sys.executable, "-m", *args],
             env={**os.environ, "PYTHONPATH": str(ROOT), **env},
             cwd=ROOT,
