@@ -140,8 +140,10 @@ Entry = Callable[[Any, DispatchContext], Any]
 
 
 def _link(middleware: Callable[..., Any], inner: CallNext) -> CallNext:
+    current = _current.get  # bound once: one call per layer, no attribute lookup
+
     def call_next() -> Any:
-        ctx: Any = _current.get()
+        ctx: Any = current()
         return middleware(ctx.message, ctx, inner)
 
     return call_next
@@ -166,16 +168,16 @@ def compose(
     if not chain:
         return None
 
+    current = _current.get
     if direct is not None:
 
         def terminal() -> Any:
-            ctx: Any = _current.get()
-            return direct(ctx.message)
+            return direct(current().message)
 
     else:
 
         def terminal() -> Any:
-            ctx: Any = _current.get()
+            ctx: Any = current()
             return invoker(ctx.message, ctx)
 
     call_next: CallNext = terminal
