@@ -172,7 +172,8 @@ def compose(
     if direct is not None:
 
         def terminal() -> Any:
-            return direct(current().message)
+            ctx: Any = current()
+            return direct(ctx.message)
 
     else:
 
