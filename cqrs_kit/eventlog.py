@@ -94,12 +94,17 @@ class Appended:
 
     Attributes:
         event_log: The log they were appended to.
+        database: Which database: backend, host, port and database name of the connection's
+            URL (``None`` when the connection does not tell); a hand-over compares it with
+            the projection engine's write database, so that positions of another database
+            that happen to match are never taken for this one's.
         positions: Their positions, in order.
         rows: The inserted rows (the parameters of the insert), in the same order.
         events: The event objects, in the same order.
     """
 
     event_log: EventLog
+    database: tuple[object, ...] | None
     positions: Sequence[int]
     rows: Sequence[Mapping[str, Any]]
     events: Sequence[Event]
@@ -253,7 +258,11 @@ class EventLog:
         if statement is not None:
             connection.execute(*statement)
         positions = [row[0] for row in connection.execute(self._insert, rows)]
-        _appended.set(Appended(self, positions, rows, [item.event for item in pending]))
+        _appended.set(
+            Appended(
+                self, database_of(connection), positions, rows, [item.event for item in pending]
+            )
+        )
         return positions
 
     async def aappend(
@@ -270,7 +279,11 @@ class EventLog:
         if statement is not None:
             await connection.execute(*statement)
         positions = [row[0] for row in await connection.execute(self._insert, rows)]
-        _appended.set(Appended(self, positions, rows, [item.event for item in pending]))
+        _appended.set(
+            Appended(
+                self, database_of(connection), positions, rows, [item.event for item in pending]
+            )
+        )
         return positions
 
     def _before_insert(self, connection: Any) -> tuple[Any, dict[str, Any]] | None:
@@ -341,6 +354,18 @@ class EventLog:
     async def ahead(self, connection: AsyncConnection | Any) -> int:
         """Async :meth:`head`."""
         return int((await connection.execute(self._head)).scalar_one())
+
+
+def database_identity(url: sa.URL) -> tuple[object, ...]:
+    """Which database ``url`` names, whatever the driver: backend, host, port, database."""
+    return (url.get_backend_name(), url.host, url.port, url.database)
+
+
+def database_of(connection: Any) -> tuple[object, ...] | None:
+    """:func:`database_identity` of a Connection, Session, AsyncConnection or AsyncSession."""
+    bind = connection if hasattr(connection, "engine") else connection.get_bind()
+    url = getattr(getattr(bind, "engine", None), "url", None)
+    return database_identity(url) if isinstance(url, sa.URL) else None
 
 
 def _dialect_name(connection: Any) -> str:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from cqrs_kit.eventlog import database_identity
 from cqrs_kit.exceptions import ConfigurationError
 from cqrs_kit.persistence import configure_sqlite
 from cqrs_kit.projections._apply import INLINE, Route, routes
@@ -85,6 +86,7 @@ class ProjectionEngine:
         """Check the projections and prepare their handler tables."""
         self.event_log = event_log
         self.write_engine = write_engine
+        self._write_database = database_identity(write_engine.url)
         self.read_engine = read_engine
         self.store = CheckpointStore()
         self.leases = LeaseStore()
@@ -224,11 +226,18 @@ class ProjectionEngine:
                     return applied
 
     def _same_log(self, appended: Appended) -> bool:
-        """Whether ``appended`` went to this engine's log table, with its event types."""
+        """Whether ``appended`` went to this engine's log: its database, table, event types."""
         log = appended.event_log
-        return bool(appended.positions) and (
-            log is self.event_log
-            or (log.table is self.event_log.table and log.event_types is self.event_log.event_types)
+        return (
+            bool(appended.positions)
+            and appended.database == self._write_database
+            and (
+                log is self.event_log
+                or (
+                    log.table is self.event_log.table
+                    and log.event_types is self.event_log.event_types
+                )
+            )
         )
 
     def run_once(self, names: Iterable[str] | None = None) -> int:

@@ -228,3 +228,35 @@ def test_an_append_is_remembered_per_context(tmp_path: Path) -> None:
     appended = taken[0]
     assert appended is not None
     engine.dispose()
+
+
+def test_events_appended_to_another_database_are_never_handed_over(
+    engines: tuple[sa.Engine, sa.Engine], tmp_path: Path
+) -> None:
+    """One EventLog shared by two write databases: equal positions, different events."""
+    setup = Setup(*engines, make_projections(Strategy.SYNC))
+    other = sqlite_engine(tmp_path / "other.db")
+    create_event_log(other)
+    mediator = _sync_mediator(setup)
+    account = mediator.send(bank.OpenAccount(name="ada"))
+    with setup.write.begin() as connection:  # this database's next event, not yet applied
+        setup.log.append(
+            connection,
+            [PendingEvent(bank.Deposited(account_id=account, amount=5), "account", "1")],
+        )
+    with setup.write.connect() as connection:
+        token = setup.log.head(connection)
+    for event in (  # the other database's positions 1 and 2
+        bank.AccountOpened(account_id=9, name="eve"),
+        bank.Deposited(account_id=account, amount=999),
+    ):
+        with other.begin() as connection:
+            setup.log.append(connection, [PendingEvent(event, "account", "1")])
+    foreign = take_appended()
+    assert foreign is not None
+    assert foreign.positions == [token], "right after the checkpoint, as this database's"
+
+    setup.engine.catch_up("account_summary", until=token, appended=foreign)
+
+    assert setup.rows(summary) == [(account, "ada", 5, 1)], "this database's event, not 999"
+    other.dispose()
