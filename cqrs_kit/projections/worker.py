@@ -83,9 +83,9 @@ class ProjectionWorker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the thread (once)."""
-        if self._thread is None:
-            self._stopping.clear()
+        """Start the thread (once); after a :meth:`stop` that timed out, keep the same one."""
+        self._stopping.clear()
+        if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(
                 target=self._run, name="cqrs-kit-projections", daemon=True
             )
@@ -96,12 +96,20 @@ class ProjectionWorker:
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the current batch commits or rolls back, and wait for the thread."""
+        """Stop after the current pass, and wait up to ``timeout`` seconds for the thread.
+
+        A pass catches its projections up to the log head, one batch (one transaction)
+        after another. If the thread is still in a pass when the time is up, it stops at
+        the end of that pass; until then :meth:`start` does not start a second one.
+        """
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-            self._thread = None
+            if self._thread.is_alive():
+                logger.warning("projection worker still finishing a pass after %.1fs", timeout)
+            else:
+                self._thread = None
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -165,7 +173,7 @@ class AsyncProjectionWorker:
             self._wake.set()
 
     async def stop(self) -> None:
-        """Stop after the current batch and wait for the task."""
+        """Stop after the current pass (a catch-up to the log head) and wait for the task."""
         self._stopping = True
         self.wake()
         if self._task is not None:

@@ -297,6 +297,47 @@ def test_a_busy_worker_gathers_the_commits_of_its_window_into_one_pass(
     assert passes[1] == 5, "the five deposits of the window were applied in one pass"
 
 
+def test_a_stop_that_times_out_never_leaves_two_worker_threads(
+    engines: tuple[sa.Engine, sa.Engine],
+) -> None:
+    setup = Setup(*engines, make_projections(Strategy.ASYNC))
+    mediator = _sync_mediator(setup)
+    account = mediator.send(bank.OpenAccount(name="ada"))
+    for amount in range(1, 4):
+        mediator.send(bank.Deposit(account_id=account, amount=amount))
+    in_pass = threading.Event()
+    release = threading.Event()
+    projection = setup.engine.projection("account_summary")
+    opened = projection.handlers[bank.AccountOpened]
+
+    def slow_opened(event: bank.AccountOpened, ctx: ProjectionContext) -> None:
+        in_pass.set()
+        release.wait(10)
+        opened(event, ctx)
+
+    setup.engine._routes["account_summary"][bank.event_types.name_of(bank.AccountOpened)] = (
+        False,
+        slow_opened,
+    )
+
+    def workers() -> int:
+        return sum(t.name == "cqrs-kit-projections" for t in threading.enumerate())
+
+    worker = ProjectionWorker(setup.engine, names=["account_summary"])
+    worker.start()
+    assert in_pass.wait(10)
+    worker.stop(timeout=0.05)  # the thread is inside a pass
+    assert workers() == 1
+    worker.start()  # the same thread goes on; no second one
+    assert workers() == 1
+    release.set()
+    receipt_token = 4
+    assert setup.engine.wait_for(["account_summary"], receipt_token, timeout=10)
+    worker.stop()
+    assert workers() == 0
+    assert setup.rows(summary) == [(account, "ada", 6, 3)]
+
+
 @pytest.mark.parametrize("worker_class", [ProjectionWorker, AsyncProjectionWorker])
 def test_a_negative_gather_window_is_refused(
     engines: tuple[sa.Engine, sa.Engine], worker_class: type[Any]
