@@ -258,11 +258,7 @@ class EventLog:
         if statement is not None:
             connection.execute(*statement)
         positions = [row[0] for row in connection.execute(self._insert, rows)]
-        _appended.set(
-            Appended(
-                self, database_of(connection), positions, rows, [item.event for item in pending]
-            )
-        )
+        self._remember(connection, positions, rows, pending)
         return positions
 
     async def aappend(
@@ -279,12 +275,22 @@ class EventLog:
         if statement is not None:
             await connection.execute(*statement)
         positions = [row[0] for row in await connection.execute(self._insert, rows)]
+        self._remember(connection, positions, rows, pending)
+        return positions
+
+    def _remember(
+        self,
+        connection: Any,
+        positions: list[int],
+        rows: list[dict[str, Any]],
+        pending: Sequence[PendingEvent],
+    ) -> None:
+        """Keep what was just appended for :func:`take_appended` (this thread or task)."""
         _appended.set(
             Appended(
                 self, database_of(connection), positions, rows, [item.event for item in pending]
             )
         )
-        return positions
 
     def _before_insert(self, connection: Any) -> tuple[Any, dict[str, Any]] | None:
         """PostgreSQL: the lock (gap safety) and the commit-time wake-up, in one statement."""

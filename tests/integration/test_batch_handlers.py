@@ -5,7 +5,7 @@ On SQLite, and on PostgreSQL when configured.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,21 +119,6 @@ class Log:
                 (row.key, row.position)
                 for row in connection.execute(sa.select(keys).order_by(keys.c.key))
             ]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engines(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[sa.Engine, sa.Engine]]:
-    if request.param == "sqlite":
-        write, read = sqlite_engine(tmp_path / "write.db"), sqlite_engine(tmp_path / "read.db")
-    else:
-        database = request.getfixturevalue("postgres_database")
-        write = sa.create_engine(database.sync_url)
-        read = write
-    yield write, read
-    write.dispose()
-    read.dispose()
 
 
 MIXED = [Added(key=1), Added(key=2), Ignored(key=0), Added(key=3), Removed(key=1)]

@@ -6,15 +6,11 @@ The database computes such a column on every write, so a rebuild must never inse
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import sqlalchemy as sa
 
 from cqrs_kit import Event, EventTypes, PendingEvent
 from cqrs_kit.eventlog import EventLog, create_event_log
-from cqrs_kit.persistence import sqlite_engine
 from cqrs_kit.projections import Projection, ProjectionContext, ProjectionEngine
 
 event_types = EventTypes()
@@ -44,20 +40,6 @@ def _projection() -> Projection:
         ctx.connection.execute(sa.insert(prices).values(key=event.key, cents=event.cents))
 
     return projection
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engines(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[sa.Engine, sa.Engine]]:
-    if request.param == "sqlite":
-        write, read = sqlite_engine(tmp_path / "write.db"), sqlite_engine(tmp_path / "read.db")
-    else:
-        database = request.getfixturevalue("postgres_database")
-        write = read = sa.create_engine(database.sync_url)
-    yield write, read
-    write.dispose()
-    read.dispose()
 
 
 @pytest.mark.parametrize("in_place", [True, False], ids=["in place", "blue-green"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -185,20 +184,9 @@ def _summary(read: sa.Engine, account_id: int) -> tuple[int, int] | None:
     return None if row is None else (row.balance, row.deposits)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def engines(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[sa.Engine, sa.Engine]]:
+@pytest.fixture(autouse=True)
+def _no_poison() -> None:
     poison.clear()
-    if request.param == "sqlite":
-        write, read = sqlite_engine(tmp_path / "write.db"), sqlite_engine(tmp_path / "read.db")
-    else:
-        database = request.getfixturevalue("postgres_database")
-        write = sa.create_engine(database.sync_url)
-        read = write  # one database; the read models are separate tables
-    yield write, read
-    write.dispose()
-    read.dispose()
 
 
 def _sync_mediator(setup: Setup, worker: ProjectionWorker | None = None) -> Mediator:

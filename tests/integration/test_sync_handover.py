@@ -8,7 +8,6 @@ log back. Otherwise the catch-up reads the log as before.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,20 +33,9 @@ from tests.integration.test_projections import (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def engines(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[sa.Engine, sa.Engine]]:
+@pytest.fixture(autouse=True)
+def _no_poison() -> None:
     poison.clear()
-    if request.param == "sqlite":
-        write, read = sqlite_engine(tmp_path / "write.db"), sqlite_engine(tmp_path / "read.db")
-    else:
-        database = request.getfixturevalue("postgres_database")
-        write = sa.create_engine(database.sync_url)
-        read = write
-    yield write, read
-    write.dispose()
-    read.dispose()
 
 
 def _log_reads(engine: ProjectionEngine) -> list[str]:
