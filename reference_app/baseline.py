@@ -21,13 +21,14 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from reference_app.sqltypes import UtcDateTime
 from reference_app.views import (
+    AddressView,
     DailyStat,
     OrderDetail,
     OrderItemView,
     OrderListItem,
     StatusChangeView,
 )
-from reference_app.write.domain import Address, OrderId, UserId
+from reference_app.write.domain import OrderId, UserId
 from reference_app.write.schema import order_items, order_status_history, orders, products, users
 
 __all__ = ["daily_analytics", "get_order_detail", "list_user_orders"]
@@ -128,7 +129,17 @@ def list_user_orders(
                 "limit": limit,
             },
         )
-    return [OrderListItem.model_validate(row) for row in result.mappings()]
+    return [
+        OrderListItem(
+            order_id=row.order_id,
+            status=row.status,
+            customer_name=row.customer_name,
+            total=row.total,
+            item_count=row.item_count,
+            placed_at=row.placed_at,
+        )
+        for row in result
+    ]
 
 
 # -- one order, in full --------------------------------------------------------------------
@@ -201,8 +212,13 @@ def get_order_detail(conn: sa.Connection, order_id: OrderId) -> OrderDetail | No
         for line in conn.execute(_order_lines, params)
     )
     history = tuple(
-        StatusChangeView.model_validate(change)
-        for change in conn.execute(_order_history, params).mappings()
+        StatusChangeView(
+            from_status=change.from_status,
+            to_status=change.to_status,
+            note=change.note,
+            changed_at=change.changed_at,
+        )
+        for change in conn.execute(_order_history, params)
     )
     return OrderDetail(
         order_id=order.order_id,
@@ -211,7 +227,7 @@ def get_order_detail(conn: sa.Connection, order_id: OrderId) -> OrderDetail | No
         customer_email=order.customer_email,
         status=order.status,
         total=order.total,
-        shipping_address=Address(
+        shipping_address=AddressView(
             line1=order.ship_line1,
             city=order.ship_city,
             postal_code=order.ship_postal_code,
@@ -260,4 +276,12 @@ def daily_analytics(conn: sa.Connection, start: dt.date, end: dt.date) -> list[D
     since = dt.datetime.combine(start, dt.time(), dt.UTC)
     until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC)
     result = conn.execute(_daily, {"since": since, "until": until})
-    return [DailyStat.model_validate(row) for row in result.mappings()]
+    return [
+        DailyStat(
+            day=row.day,
+            status=row.status,
+            order_count=row.order_count,
+            revenue=row.revenue,
+        )
+        for row in result
+    ]

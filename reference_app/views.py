@@ -1,79 +1,58 @@
 """What the order queries return, whoever answers them.
 
 The read models (the CQRS answer) and :mod:`reference_app.baseline` (the same questions
-answered from the write model) return these same frozen models, so their answers can be
-compared with ``==``. Money is ``Decimal``; times are aware, in UTC.
+answered from the write model) return these same views, so their answers can be compared
+with ``==``. Money is ``Decimal``; times are aware, in UTC.
 
-**Money from text, validated in Rust.** The read side validates its answers from JSON in which
-every amount is plain decimal text with two places (``"12.50"``): SQLite's
-``printf('%.2f', ...)``, and the documents the projection writes with ``model_dump_json``
-from ``Numeric(12, 2)`` values. For :data:`~reference_app.write.domain.Money`'s rules
-(finite, ``>= 0``, at most two places) pydantic-core calls back into Python five times per
-amount (``is_finite``, ``normalize``, ``as_tuple`` twice, the comparison): ~0.65 us an
-amount, a third of the cost of validating a page of orders, two fifths of 30 days of
-analytics. So the views' amounts (:data:`_Money`) first try a strict string with the pattern
-``^[0-9]+[.][0-9]{2}$``, matched in Rust: any such text is valid ``Money``, and only
-``Decimal(text)`` remains to run. Anything else (a ``Decimal``, an ``int``, text of another
-shape) gets ``Money``'s full validation, so the views accept exactly what they accepted
-before; only an invalid amount's error also names the failed pattern.
+**Views are msgspec structs, not pydantic models.** A read path's work, after its
+statement, is turning stored text into Python objects; the views are frozen
+:class:`msgspec.Struct` classes, which :mod:`msgspec` decodes from JSON three to four times
+faster than pydantic builds models (60 analytics buckets: ~17 us instead of ~55 us; a
+detail document: ~2 us instead of ~8 us, on SQLite at 100k orders). Decoding checks every
+field's type: a date is a valid date, a status one of :class:`OrderStatus`'s values, a time
+carries its offset, an amount is a decimal number, and no field is missing or unknown
+(:data:`decoder` gives the checked decoders). The value rules of the write side (an amount is
+``>= 0`` with at most two places, a name is not blank) are checked where values enter, by
+the commands' pydantic models; the views do not check them again. Constructing a view in
+Python (``DailyStat(day=..., ...)``) checks nothing, as with a dataclass: the callers that do
+it (the baseline, the PostgreSQL read path) pass the values their columns' types give them.
+
+Every view is immutable, hashable and compared field by field. :func:`to_json` writes a view
+as the JSON the decoders read (amounts as text, ``"12.50"``; times in UTC with a ``Z``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from decimal import Decimal
+from typing import Annotated, Any, TypeVar
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    GetCoreSchemaHandler,
-    GetJsonSchemaHandler,
-)
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import core_schema
+import msgspec
 
-from reference_app.write.domain import Address, Money, OrderId, OrderStatus, ProductId, UserId
+from reference_app.write.domain import OrderId, OrderStatus, ProductId, UserId
 
-__all__ = ["DailyStat", "OrderDetail", "OrderItemView", "OrderListItem", "StatusChangeView"]
+__all__ = [
+    "AddressView",
+    "DailyStat",
+    "OrderDetail",
+    "OrderItemView",
+    "OrderListItem",
+    "StatusChangeView",
+    "decoder",
+    "to_json",
+]
 
+_T = TypeVar("_T")
 
-class _TwoPlacesText:
-    """Validate ``"12.50"``-shaped text without ``Money``'s Python callbacks (see above)."""
-
-    def __get_pydantic_core_schema__(
-        self, source: type[Any], handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        checked = handler(source)  # Money's own schema: finite, >= 0, at most two places
-        text = core_schema.chain_schema(
-            [
-                # strict: text only (lax mode would also take bytes, which Money refuses)
-                core_schema.str_schema(pattern=r"^[0-9]+[.][0-9]{2}$", strict=True),
-                # the pattern has ruled out infinities and NaN: skip the is_finite callback
-                core_schema.decimal_schema(allow_inf_nan=True),
-            ]
-        )
-        return core_schema.union_schema([text, checked], mode="left_to_right")
-
-    def __get_pydantic_json_schema__(
-        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        # Describe Money's rules, as before: the text branch accepts a subset of them.
-        if schema["type"] == "union":
-            checked = schema["choices"][-1]
-            return handler(checked[0] if isinstance(checked, tuple) else checked)
-        return handler(schema)
+UtcTime = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+"""An aware time (decoding refuses a time without an offset)."""
 
 
-_Money = Annotated[Money, _TwoPlacesText()]
-""":data:`~reference_app.write.domain.Money`, validated faster from two-place text."""
+class _View(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Immutable, hashable, compared field by field; decoding refuses unknown fields."""
 
 
-class _View(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class OrderListItem(_View):
+class OrderListItem(_View, frozen=True, gc=False):
     """One row of a user's order list.
 
     Attributes:
@@ -88,12 +67,28 @@ class OrderListItem(_View):
     order_id: OrderId
     status: OrderStatus
     customer_name: str
-    total: _Money
+    total: Decimal
     item_count: int
-    placed_at: AwareDatetime
+    placed_at: UtcTime
 
 
-class OrderItemView(_View):
+class AddressView(_View, frozen=True, gc=False):
+    """Where an order ships, as the order recorded it.
+
+    Attributes:
+        line1: Street and number.
+        city: City.
+        postal_code: Postal code, as written locally.
+        country: ISO 3166-1 alpha-2 country code, e.g. ``"FR"``.
+    """
+
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+
+
+class OrderItemView(_View, frozen=True, gc=False):
     """One line of an order, at the price captured when it was placed.
 
     Attributes:
@@ -106,12 +101,12 @@ class OrderItemView(_View):
 
     product_id: ProductId
     product_name: str
-    unit_price: _Money
+    unit_price: Decimal
     quantity: int
-    line_total: _Money
+    line_total: Decimal
 
 
-class StatusChangeView(_View):
+class StatusChangeView(_View, frozen=True, gc=False):
     """One entry of an order's status history.
 
     Attributes:
@@ -124,10 +119,10 @@ class StatusChangeView(_View):
     from_status: OrderStatus | None
     to_status: OrderStatus
     note: str | None
-    changed_at: AwareDatetime
+    changed_at: UtcTime
 
 
-class OrderDetail(_View):
+class OrderDetail(_View, frozen=True):
     """Everything about one order.
 
     Attributes:
@@ -148,14 +143,14 @@ class OrderDetail(_View):
     customer_name: str
     customer_email: str
     status: OrderStatus
-    total: _Money
-    shipping_address: Address
-    placed_at: AwareDatetime
+    total: Decimal
+    shipping_address: AddressView
+    placed_at: UtcTime
     items: tuple[OrderItemView, ...]
     history: tuple[StatusChangeView, ...]
 
 
-class DailyStat(_View):
+class DailyStat(_View, frozen=True, gc=False):
     """Orders placed on one day (UTC) that are now in one status.
 
     Attributes:
@@ -168,4 +163,30 @@ class DailyStat(_View):
     day: dt.date
     status: OrderStatus
     order_count: int
-    revenue: _Money
+    revenue: Decimal
+
+
+def decoder(view: type[_T]) -> msgspec.json.Decoder[_T]:
+    """Return a decoder of JSON text (``str`` or ``bytes``) into ``view``, checked as above.
+
+    Build it once (at module level) and reuse it: ``decoder(list[DailyStat]).decode(text)``.
+    A text that does not fit raises :class:`msgspec.ValidationError` (a
+    :class:`ValueError`), naming the field; a text that is not JSON,
+    :class:`msgspec.DecodeError`.
+
+    Args:
+        view: A view, or a container of views (``list[DailyStat]``).
+    """
+    return msgspec.json.Decoder(view)
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def to_json(view: Any) -> str:
+    """Write a view (or a list of views) as compact JSON text, as :func:`decoder` reads it.
+
+    Amounts are text with their places (``"12.50"``), times ISO 8601 in UTC with a ``Z``,
+    statuses their values, and fields in declaration order.
+    """
+    return _encoder.encode(view).decode()

@@ -38,6 +38,7 @@ from cqrs_kit import ConfigurationError
 from cqrs_kit.projections import BatchContext, Projection, Strategy
 from reference_app import baseline
 from reference_app.read.schema import order_analytics, order_detail, order_summary
+from reference_app.views import to_json
 from reference_app.write.messages import OrderCreated, OrderStatusChanged
 
 __all__ = ["PROJECTION_NAMES", "build_projections"]
@@ -147,7 +148,7 @@ def _refresh_details(
             {
                 "order_id": detail.order_id,
                 "user_id": detail.user_id,
-                "document": detail.model_dump_json(),
+                "document": to_json(detail),
             },
         )
     # --8<-- [end:detail]

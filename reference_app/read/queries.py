@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+import msgspec
+from pydantic import model_validator
 
 from cqrs_kit import Query
 from reference_app.views import DailyStat, OrderDetail, OrderListItem
@@ -25,15 +26,13 @@ MAX_ANALYTICS_DAYS = 366
 """The longest date range :class:`GetDailyAnalytics` accepts."""
 
 
-class OrderPage(BaseModel):
-    """One page of a user's orders, newest first.
+class OrderPage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One page of a user's orders, newest first (a view, like :mod:`reference_app.views`).
 
     Attributes:
         items: Up to :data:`PAGE_SIZE` orders.
         next_cursor: Pass it back for the next page; ``None`` on the last page.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     items: tuple[OrderListItem, ...]
     next_cursor: str | None

@@ -50,6 +50,7 @@ from reference_app.read.handlers import registry as read_registry
 from reference_app.read.projections import PROJECTION_NAMES, build_projections
 from reference_app.read.queries import GetDailyAnalytics, GetOrderDetail, ListUserOrders, OrderPage
 from reference_app.views import (
+    AddressView,
     DailyStat,
     OrderDetail,
     OrderItemView,
@@ -72,6 +73,7 @@ from tests.databases import Database
 
 T0 = dt.datetime(2024, 3, 1, 9, 30, tzinfo=dt.UTC)
 PARIS = Address(line1="1 Rue de Rivoli", city="Paris", postal_code="75001", country="FR")
+PARIS_VIEW = AddressView(**PARIS.model_dump())
 SECRET = b"read-side-tests-cursor-secret"
 TOKYO = "Asia/Tokyo"
 S = OrderStatus
@@ -359,7 +361,7 @@ def test_the_queries_answer_from_the_read_models(app: ReadSideApp) -> None:
         customer_email="ada@example.com",
         status=S.SHIPPED,
         total=Decimal("41.48"),
-        shipping_address=PARIS,
+        shipping_address=PARIS_VIEW,
         placed_at=T0,
         items=(
             OrderItemView(

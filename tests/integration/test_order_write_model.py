@@ -24,6 +24,7 @@ from cqrs_kit.middleware.transaction import TransactionMiddleware
 from cqrs_kit.persistence import sqlite_engine
 from reference_app import baseline
 from reference_app.views import (
+    AddressView,
     DailyStat,
     OrderDetail,
     OrderItemView,
@@ -71,6 +72,7 @@ from tests.databases import Database
 
 T0 = dt.datetime(2024, 3, 1, 9, 30, tzinfo=dt.UTC)
 PARIS = Address(line1="1 Rue de Rivoli", city="Paris", postal_code="75001", country="FR")
+PARIS_VIEW = AddressView(**PARIS.model_dump())
 S = OrderStatus
 
 
@@ -445,7 +447,7 @@ def test_order_detail_has_customer_lines_and_history(app: App) -> None:
         customer_email="ada@example.com",
         status=S.CONFIRMED,
         total=Decimal("41.48"),
-        shipping_address=PARIS,
+        shipping_address=PARIS_VIEW,
         placed_at=T0,
         items=(
             OrderItemView(
