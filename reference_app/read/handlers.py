@@ -137,8 +137,12 @@ FROM (
     WHERE day >= ? AND day <= ? AND order_count > 0
     ORDER BY day, status
 )"""
-# SQLAlchemy's SQLite DATETIME text, which UtcDateTime stores in UTC.
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _sqlite_time(moment: dt.datetime) -> str:
+    """SQLAlchemy's SQLite DATETIME text (``2024-01-31 09:30:00.000000``), in UTC."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
 
 _list_items = decoder(list[OrderListItem]).decode
 _daily_stats = decoder(list[DailyStat]).decode
@@ -183,7 +187,7 @@ def list_user_orders(
             placed_at, order_id = cursors.decode(query.user_id, query.cursor)
             found = reader.sqlite_rows(
                 _SQLITE_NEXT_PAGE,
-                (query.user_id, placed_at.astimezone(dt.UTC).strftime(_SQLITE_TIME), order_id),
+                (query.user_id, _sqlite_time(placed_at), order_id),
             )
         return make_page(query.user_id, _list_items(found[0][0]), cursors)
     if query.cursor is None:

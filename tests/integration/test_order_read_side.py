@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -547,6 +548,62 @@ def test_queries_from_many_threads_get_the_right_answers(
     for thread in threads:
         thread.join()
     assert wrong == []
+
+
+def test_sqlite_rows_keep_the_connection_and_see_every_commit(tmp_path: Path) -> None:
+    engine = sqlite_engine(tmp_path / "read.db")
+    _counters.create_all(engine)
+    reader = ReadDatabase(engine)
+    count = "SELECT count(*) FROM counter"
+    assert reader.sqlite_rows(count) == [(0,)]
+    with reader.connect() as connection:
+        first = connection.connection.dbapi_connection
+
+    for n in range(1, 4):
+        with engine.begin() as writing:
+            writing.execute(sa.insert(_counter).values(n=n))
+        assert reader.sqlite_rows(count) == [(n,)], "a query never reads from an old snapshot"
+        assert reader.scalar(_count) == n, "the same connection serves SQLAlchemy statements"
+    with reader.connect() as connection:
+        assert connection.connection.dbapi_connection is first, "one connection, kept"
+    reader.close()
+    assert connection.closed
+    engine.dispose()
+
+
+def test_a_failed_sqlite_statement_leaves_the_connection_usable(tmp_path: Path) -> None:
+    engine = sqlite_engine(tmp_path / "read.db")
+    _counters.create_all(engine)
+    reader = ReadDatabase(engine)
+
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        reader.sqlite_rows("SELECT * FROM missing")
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.sqlite_rows("INSERT INTO counter (n) VALUES (1)")
+
+    assert reader.sqlite_rows("SELECT count(*) FROM counter WHERE n > ?", (0,)) == [(0,)]
+    assert reader.scalar(_count) == 0
+    reader.close()
+    engine.dispose()
+
+
+def test_statement_listeners_see_the_sqlite_rows_statements(tmp_path: Path) -> None:
+    engine = sqlite_engine(tmp_path / "read.db")
+    _counters.create_all(engine)
+    reader = ReadDatabase(engine)
+    assert reader.sqlite_rows("SELECT count(*) FROM counter") == [(0,)]  # parked, driver known
+    seen: list[str] = []
+
+    def listen(*args: Any) -> None:
+        seen.append(args[2])
+
+    with reader.connect() as connection:
+        sa.event.listen(connection, "before_cursor_execute", listen)
+
+    assert reader.sqlite_rows("SELECT n FROM counter WHERE n = ?", (1,)) == []
+    assert seen == ["SELECT n FROM counter WHERE n = ?"]
+    reader.close()
+    engine.dispose()
 
 
 def test_sqlite_reads_cannot_write(tmp_path: Path) -> None:
