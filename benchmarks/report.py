@@ -31,7 +31,7 @@ Options (each also read from the environment variable in brackets):
     {
       "schema_version": 1,
       "generated_at": "2025-01-01T12:00:00+00:00",       # UTC
-      "environment": {"python", "platform", "cpus", "sqlite", "sqlalchemy", "pydantic",
+      "environment": {"python", "platform", "cpus", "sqlite", "sqlalchemy", "pydantic", "msgspec",
                       "load_average_before", "load_average_after"},
       "settings": {"sizes", "backends", "repeat", "max_rounds", "min_rounds",
                    "seconds_per_case", "seed", "parameters_per_query"},
@@ -554,7 +554,8 @@ def write_markdown(path: Path, report: dict[str, Any], chart: Path | None) -> No
         "",
         f"Generated {report['generated_at']} by `python -m benchmarks.report`. Python "
         f"{env['python']}, SQLite {env['sqlite']}, SQLAlchemy {env['sqlalchemy']}, pydantic "
-        f"{env['pydantic']}, {env['cpus']} CPUs ({env['platform']}); load average "
+        f"{env['pydantic']}, msgspec {env['msgspec']}, {env['cpus']} CPUs ({env['platform']}); "
+        f"load average "
         f"{env['load_average_before']} before, {env['load_average_after']} after.",
         "",
         f"Each figure is the median over {settings['repeat']} pytest-benchmark run(s) of "
@@ -657,6 +658,7 @@ def write_chart(path: Path, rows: list[dict[str, Any]]) -> bool:
 
 def environment() -> dict[str, Any]:
     """The software and machine the figures come from."""
+    import msgspec
     import pydantic
     import sqlalchemy
 
@@ -667,6 +669,7 @@ def environment() -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "sqlalchemy": sqlalchemy.__version__,
         "pydantic": pydantic.VERSION,
+        "msgspec": msgspec.__version__,
     }
 
 
