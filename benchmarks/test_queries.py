@@ -14,7 +14,7 @@ normalized write model), by two paths:
 
 - ``mediator``: ``Mediator.ask(query)``, a bare mediator (no middleware) with the app's
   handlers and dependencies (``ReadDatabase``, ``CursorCodec``): dispatch, SQLAlchemy Core,
-  and mapping rows into the pydantic views;
+  and decoding the answer into the views (msgspec structs);
 - ``raw_driver``: the floor. The driver (``sqlite3``, or psycopg) runs the very SQL the
   mediator path sent, with the same bound values, and fetches every row; nothing else. The
   statements are captured once per parameter set, on separate connections (an event

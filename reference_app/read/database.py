@@ -187,16 +187,20 @@ class ReadDatabase:
         self._engine.dispose()
 
     def _take(self) -> sa.Connection:
-        if self._parked:
+        parked = self._parked
+        if parked:
             try:
-                return self._parked.pop()
+                return parked.pop()
             except IndexError:  # another thread took the last one since the check
                 pass
         return self._engine.connect()
 
     def _give(self, connection: sa.Connection) -> None:
+        # SQLAlchemy used the connection (or the driver failed on it): it may have replaced
+        # the driver connection underneath (an invalidated connection reconnects), so the
+        # next sqlite_rows looks the driver up again.
+        self._drivers.pop(connection, None)
         if self._parked is None or connection.invalidated:
-            self._drivers.pop(connection, None)
             connection.close()  # back to the pool (PostgreSQL), or closed
             return
         # Ends SQLAlchemy's own record of a transaction; in autocommit it sends nothing.

@@ -111,7 +111,7 @@ _daily = (
 
 # -- SQLite: SQLite builds the answer as JSON, decoded in one pass ---------------------------
 
-# The columns of a list item, as pydantic reads them from JSON; the page's rows come newest
+# The fields of a list item, as its decoder reads them from JSON; the page's rows come newest
 # first out of the subquery (a LIMIT subquery is never flattened into the aggregate).
 _SQLITE_PAGE = """
 SELECT json_group_array(json_object(

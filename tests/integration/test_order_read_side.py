@@ -587,6 +587,23 @@ def test_a_failed_sqlite_statement_leaves_the_connection_usable(tmp_path: Path) 
     engine.dispose()
 
 
+def test_sqlite_rows_follow_a_connection_that_reconnected(tmp_path: Path) -> None:
+    engine = sqlite_engine(tmp_path / "read.db")
+    _counters.create_all(engine)
+    reader = ReadDatabase(engine)
+    assert reader.sqlite_rows("SELECT count(*) FROM counter") == [(0,)]  # driver remembered
+    with reader.connect() as connection:
+        before = connection.connection.driver_connection
+        connection.invalidate()  # closes the driver connection
+        assert connection.execute(_count).scalar() == 0  # SQLAlchemy reconnects
+        assert connection.connection.driver_connection is not before
+
+    for _ in range(3):
+        assert reader.sqlite_rows("SELECT count(*) FROM counter") == [(0,)]
+    reader.close()
+    engine.dispose()
+
+
 def test_statement_listeners_see_the_sqlite_rows_statements(tmp_path: Path) -> None:
     engine = sqlite_engine(tmp_path / "read.db")
     _counters.create_all(engine)

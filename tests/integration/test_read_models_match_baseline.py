@@ -66,6 +66,7 @@ from reference_app.write.messages import (
     UpdateOrderStatus,
     event_types,
 )
+from tests.answers import assert_identical
 from tests.databases import Database
 
 T0 = dt.datetime(2024, 3, 1, 23, 0, tzinfo=dt.UTC)  # an hour before a UTC day ends
@@ -304,19 +305,21 @@ def check(write: sa.Engine, read: sa.Engine, strategy: Strategy, history: list[S
             query = ListUserOrders(user_id=user_id)
             while True:
                 page = mediator.ask(query)
-                assert page == baseline.ask(query), f"user {user_id}, cursor {query.cursor}"
+                assert_identical(
+                    page, baseline.ask(query), f"user {user_id}, cursor {query.cursor}"
+                )
                 if page.next_cursor is None:
                     break
                 query = ListUserOrders(user_id=user_id, cursor=page.next_cursor)
 
         for order_id in [*commands.orders, OrderId(UNKNOWN)]:
             query = GetOrderDetail(order_id=order_id)
-            assert mediator.ask(query) == baseline.ask(query), f"order {order_id}"
+            assert_identical(mediator.ask(query), baseline.ask(query), f"order {order_id}")
 
         everything = GetDailyAnalytics(start=T0.date(), end=now[0].date())
-        assert mediator.ask(everything) == baseline.ask(everything)
+        assert_identical(mediator.ask(everything), baseline.ask(everything))
         last_day = GetDailyAnalytics(start=now[0].date(), end=now[0].date())
-        assert mediator.ask(last_day) == baseline.ask(last_day)
+        assert_identical(mediator.ask(last_day), baseline.ask(last_day))
     finally:
         reader.close()
         writer_reader.close()

@@ -137,9 +137,9 @@ def test_a_decoder_refuses_a_time_without_an_offset() -> None:
 
     with pytest.raises(msgspec.ValidationError, match="changed_at"):
         decoder(StatusChangeView).decode(history % "2024-05-01T09:30:00")
-    assert decoder(StatusChangeView).decode(history % "2024-05-01T11:30:00+02:00").changed_at == (
-        dt.datetime(2024, 5, 1, 9, 30, tzinfo=dt.UTC)
-    )
+    paris = decoder(StatusChangeView).decode(history % "2024-05-01T11:30:00+02:00").changed_at
+    assert paris == dt.datetime(2024, 5, 1, 9, 30, tzinfo=dt.UTC)
+    assert paris.utcoffset() == dt.timedelta(hours=2), "decoding keeps the offset"
 
 
 def test_a_decoder_refuses_text_that_is_not_json() -> None:
