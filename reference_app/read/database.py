@@ -3,58 +3,69 @@
 A read-model query is one short statement, so what surrounds it shows. Measured for a page
 of orders on SQLite (a busy machine: compare the ratios): 150 us on a kept connection; 180
 us when each query takes a pooled connection and gives it back; 255 us when, in addition,
-it runs in a ``BEGIN`` ... ``ROLLBACK`` transaction. On PostgreSQL that transaction costs
-two extra round trips (a third more). So :class:`ReadDatabase` reads in autocommit, and
-keeps connections where that pays:
+it runs in a ``BEGIN`` ... ``ROLLBACK`` transaction. On PostgreSQL, taking a connection
+from the engine's pool for each query and giving it back costs ~100-150 us more than the
+~140 us the page query takes on a kept connection (the pool's checkout and checkin, and
+switching the connection to autocommit and back each time), and a transaction would cost
+two extra round trips. So :class:`ReadDatabase` reads in autocommit, on connections it
+keeps:
 
-- **SQLite** (in-process, no server): connections to the database file are opened once and
-  kept. Between queries they are parked; a query takes any parked one (or opens one when
-  every parked connection is in use) and parks it again afterwards.
-- **PostgreSQL** (a network round trip per statement): each query takes a connection from
-  the engine's pool and gives it back. The checkout is small beside the round trip, and the
-  pool keeps what parked connections would lose: a bound on server connections, pre-ping,
-  recycling, and discarding connections the server dropped.
+- Connections are opened once and kept. Between queries they are **parked**; a query takes
+  any parked one (or opens one when every parked connection is in use) and parks it again
+  afterwards. At most ``keep`` connections stay parked (by default every one on SQLite,
+  8 on a server database); a connection beyond that is closed after its query.
+- **SQLite**: the connections come from a private engine on the same file, opened with
+  ``PRAGMA query_only``: they cannot write, so a ``ReadDatabase`` over the write database
+  (the baseline's) is truly read-only; and the given engine's ``BEGIN IMMEDIATE``, meant
+  for writers, never runs for a read.
+- **PostgreSQL** (and other server databases): the connections come from the given engine,
+  so they are made as its own are (URL, connect arguments, ``connect`` events). A connection
+  being parked is detached from the engine's pool: it never holds one of the pool's slots
+  (the pool may open another in its place), and it is closed, not returned, when it goes.
+  Without the pool's pre-ping, a dropped connection is found when a query fails on it: the
+  connection is discarded and the query, a read, runs once more on a new connection, so a
+  server restart costs no failed query. Reads are read-only by convention (grant the app's
+  read role ``SELECT`` only to enforce it).
 
-Autocommit is also what keeps a long-lived SQLite connection current. Under WAL, a
-transaction reads from the snapshot of its first read: a connection left inside a
-transaction would answer every later query from that old snapshot (and would keep the WAL
-from being checkpointed). With no transaction, each ``SELECT`` takes a fresh snapshot and
-sees everything committed before it started.
+Autocommit is also what keeps a long-lived connection current. Under WAL (SQLite) a
+transaction reads from the snapshot of its first read, and under ``REPEATABLE READ``
+(PostgreSQL) from its first statement's: a connection left inside a transaction would answer
+every later query from that old snapshot (and would keep SQLite's WAL from being
+checkpointed). With no transaction, each ``SELECT`` sees everything committed before it
+started.
 
-The SQLite connections come from a private engine on the same file, opened with
-``PRAGMA query_only``: they cannot write, so a ``ReadDatabase`` over the write database (the
-baseline's) is truly read-only; and the given engine's ``BEGIN IMMEDIATE``, meant for
-writers, never runs for a read. On PostgreSQL the queries run on the given engine's pool,
-read-only by convention (grant the app's read role ``SELECT`` only to enforce it).
-
-**The driver path (SQLite only).** Even a statement compiled once costs SQLAlchemy ~40 us
-to execute (execution context, result metadata, row processors), several times the query
-itself. :meth:`ReadDatabase.sqlite_rows` runs a plain SQL string on the ``sqlite3``
+**The driver path.** Even a statement compiled once costs SQLAlchemy ~40 us to execute on
+SQLite (execution context, result metadata, row processors), several times the query
+itself; on PostgreSQL ~45 us of the page query's ~185 us. :meth:`ReadDatabase.driver_rows`
+runs a plain SQL string, in the driver's own dialect and parameter style, on the driver
 connection under a parked one, and returns the driver's tuples: no SQLAlchemy on the way.
-The caller writes SQLite SQL and converts values itself. The same connections serve both
-paths, so nothing else changes (read-only, autocommit, fresh snapshot per statement). If
-anything listens for ``before_cursor_execute`` on the connection (tracing, the benchmarks'
-statement capture), the string goes through ``exec_driver_sql`` instead, so that listeners
-still see every statement. The driver connection under each parked connection is looked up
-once and remembered, and a connection used only by the driver goes back to the park as it
-is (SQLAlchemy began nothing on it): ~0.7 us over the bare driver, where asking SQLAlchemy
-for the driver connection and ending its transaction record each time cost ~1.4 us.
-PostgreSQL keeps SQLAlchemy Core: there the round trip dominates.
+The caller writes the SQL and converts values itself. The same connections serve both
+paths, so nothing else changes. If anything listens for ``before_cursor_execute`` on the
+connection (tracing, the benchmarks' statement capture), the string goes through
+``exec_driver_sql`` instead, so that listeners still see every statement. The driver
+connection under each parked connection is looked up once and remembered, and a connection
+that only the driver used is parked again as it is (SQLAlchemy began nothing on it): on
+SQLite, ~0.7 us over the bare driver, where asking SQLAlchemy for the driver connection and
+ending its transaction record each time cost ~1.4 us.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 __all__ = ["ReadDatabase"]
 
+_T = TypeVar("_T")
+
 _BUSY_TIMEOUT_MS = 10_000
+_KEEP_SERVER_CONNECTIONS = 8
 
 
 class ReadDatabase:
@@ -67,9 +78,12 @@ class ReadDatabase:
         engine: The database to read: the read database; or the write database, for the
             baseline queries and for ``inline`` read models. A SQLite database must be a
             file (a private engine opens its own connections to it).
+        keep: How many idle connections to keep parked at most; ``0`` for no limit (as
+            many as were ever in use at once). ``None`` (the default): no limit on SQLite,
+            8 on a server database.
 
     Raises:
-        ValueError: ``engine`` is an in-memory SQLite database.
+        ValueError: ``engine`` is an in-memory SQLite database, or ``keep`` is negative.
 
     Example::
 
@@ -78,22 +92,26 @@ class ReadDatabase:
         reader.close()
     """
 
-    __slots__ = ("_drivers", "_engine", "_parked", "engine", "is_sqlite")
+    __slots__ = ("_drivers", "_engine", "_keep", "_parked", "engine", "is_sqlite")
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, keep: int | None = None) -> None:
         """Prepare the connections for ``engine``'s database."""
         self.engine = engine
-        self._parked: list[sa.Connection] | None
-        # The sqlite3 connection under each connection that sqlite_rows has used.
-        self._drivers: dict[sa.Connection, Any] = {}
         self.is_sqlite = engine.dialect.name == "sqlite"
-        """Whether :meth:`sqlite_rows` may be used (the database is SQLite)."""
+        """Whether the database is SQLite (the SQL :meth:`driver_rows` takes is SQLite's)."""
+        if keep is None:
+            keep = 0 if self.is_sqlite else _KEEP_SERVER_CONNECTIONS
+        elif keep < 0:
+            msg = f"keep must be 0 (no limit) or more, got {keep}"
+            raise ValueError(msg)
+        self._keep = keep
         if self.is_sqlite:
             self._engine = _sqlite_reader(engine.url)
-            self._parked = []
         else:
             self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-            self._parked = None  # use the pool
+        self._parked: list[sa.Connection] | None = []
+        # The driver connection under each connection that driver_rows has used.
+        self._drivers: dict[sa.Connection, Any] = {}
 
     def all(
         self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
@@ -107,11 +125,7 @@ class ReadDatabase:
         Returns:
             The rows, typed by the statement's columns.
         """
-        connection = self._take()
-        try:
-            return connection.execute(statement, parameters).all()
-        finally:
-            self._give(connection)
+        return self._run(lambda connection: connection.execute(statement, parameters).all())
 
     def scalar(self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None) -> Any:
         """Run ``statement`` and return the first column of its first row.
@@ -123,42 +137,58 @@ class ReadDatabase:
         Returns:
             The value, or ``None`` when there is no row.
         """
-        connection = self._take()
-        try:
-            return connection.execute(statement, parameters).scalar()
-        finally:
-            self._give(connection)
+        return self._run(lambda connection: connection.execute(statement, parameters).scalar())
 
-    def sqlite_rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
-        """Run a SQLite SQL string on the driver directly; return the driver's rows.
+    def driver_rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[Any]:
+        """Run a SQL string on the driver directly; return the driver's rows.
 
-        Only for a SQLite database (see :attr:`is_sqlite`). No SQLAlchemy type processing:
-        values are as ``sqlite3`` returns them (text, int, float, bytes, ``None``).
+        No SQLAlchemy type processing: values are as the driver returns them (``sqlite3``:
+        text, int, float, bytes, ``None``; psycopg: ``Decimal`` for ``numeric``, aware
+        datetimes in the session's time zone, and so on).
 
         Args:
-            sql: The statement, with ``?`` placeholders; a constant string, built once.
-            parameters: Its positional parameters, as SQLite stores the values.
+            sql: The statement in the database's own dialect, with the driver's placeholders
+                (``?`` for ``sqlite3``, ``%s`` for psycopg); a constant string, built once.
+            parameters: Its positional parameters, as the driver binds them.
 
         Returns:
             Every row, as tuples.
         """
-        connection = self._take()
-        if connection.dispatch.before_cursor_execute:  # someone watches the statements
+        for retry in (True, False):
+            connection, reused = self._take()
+            if connection.dispatch.before_cursor_execute:  # someone watches the statements
+                try:
+                    return list(connection.exec_driver_sql(sql, tuple(parameters)).all())
+                except DBAPIError as error:
+                    if not (retry and reused and error.connection_invalidated):
+                        raise
+                    continue
+                finally:
+                    self._give(connection)
+            driver: Any = self._drivers.get(connection)
+            if driver is None:
+                # The DBAPI connection itself (sqlite3's, psycopg's): what the pool proxies,
+                # and what a detached connection still holds.
+                driver = self._drivers[connection] = connection.connection.dbapi_connection
+            cursor = driver.cursor()
             try:
-                return list(connection.exec_driver_sql(sql, tuple(parameters)).all())
-            finally:
+                cursor.execute(sql, parameters)
+                rows: list[Any] = cursor.fetchall()
+            except Exception:
+                cursor.close()
+                if not _broken(driver):
+                    self._give(connection)
+                    raise
+                connection.invalidate()  # the server dropped it: never park it again
                 self._give(connection)
-        driver: Any = self._drivers.get(connection)
-        if driver is None:
-            driver = self._drivers[connection] = connection.connection.driver_connection
-        try:
-            rows: list[Any] = driver.execute(sql, parameters).fetchall()
-        except BaseException:
-            self._give(connection)
-            raise
-        # SQLAlchemy began nothing on this connection: park it as it is.
-        self._park(connection)
-        return rows
+                if retry and reused:  # it may have died while parked: once more, anew
+                    continue
+                raise
+            cursor.close()
+            # SQLAlchemy began nothing on this connection: park it as it is.
+            self._park(connection)
+            return rows
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def connect(self) -> AbstractContextManager[sa.Connection]:
         """Borrow a connection for several statements (for code that takes a connection).
@@ -180,28 +210,43 @@ class ReadDatabase:
         """
         parked, self._parked = self._parked, None
         self._drivers.clear()
-        if parked is None:  # PostgreSQL: the pool belongs to the engine's owner; or closed
+        if parked is None:  # closed already
             return
         for connection in parked:
             connection.close()
-        self._engine.dispose()
+        if self.is_sqlite:  # the private engine; a server database's engine is the owner's
+            self._engine.dispose()
 
-    def _take(self) -> sa.Connection:
+    def _run(self, work: Callable[[sa.Connection], _T]) -> _T:
+        """Run ``work`` on a connection; once more on a new one if a parked one was dead."""
+        for retry in (True, False):
+            connection, reused = self._take()
+            try:
+                return work(connection)
+            except DBAPIError as error:
+                if not (retry and reused and error.connection_invalidated):
+                    raise
+            finally:
+                self._give(connection)
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _take(self) -> tuple[sa.Connection, bool]:
+        """A parked connection (``True``: it may have died while parked), or a new one."""
         parked = self._parked
         if parked:
             try:
-                return parked.pop()
+                return parked.pop(), True
             except IndexError:  # another thread took the last one since the check
                 pass
-        return self._engine.connect()
+        return self._engine.connect(), False
 
     def _give(self, connection: sa.Connection) -> None:
         # SQLAlchemy used the connection (or the driver failed on it): it may have replaced
         # the driver connection underneath (an invalidated connection reconnects), so the
-        # next sqlite_rows looks the driver up again.
+        # next driver_rows looks the driver up again.
         self._drivers.pop(connection, None)
         if self._parked is None or connection.invalidated:
-            connection.close()  # back to the pool (PostgreSQL), or closed
+            connection.close()
             return
         # Ends SQLAlchemy's own record of a transaction; in autocommit it sends nothing.
         connection.rollback()
@@ -209,13 +254,21 @@ class ReadDatabase:
 
     def _park(self, connection: sa.Connection) -> None:
         parked = self._parked
-        if parked is not None:
+        if parked is not None and (not self._keep or len(parked) < self._keep):
+            if not self.is_sqlite and not connection.connection.is_detached:
+                connection.detach()  # out of the engine's pool: closed, not returned
             parked.append(connection)
             if self._parked is parked:
                 return
-        # close() ran meanwhile (before the append, or after it)
+        # Enough connections are parked, or close() ran meanwhile (before or after the
+        # append): this one goes (back to the engine's pool, unless it was detached).
         self._drivers.pop(connection, None)
         connection.close()
+
+
+def _broken(driver: Any) -> bool:
+    """Whether a driver connection is lost (psycopg's ``broken``; ``closed`` elsewhere)."""
+    return bool(getattr(driver, "broken", False) or getattr(driver, "closed", False))
 
 
 class _Borrowed:
@@ -228,7 +281,7 @@ class _Borrowed:
         self._connection: sa.Connection | None = None
 
     def __enter__(self) -> sa.Connection:
-        self._connection = self._database._take()
+        self._connection, _reused = self._database._take()
         return self._connection
 
     def __exit__(self, *exc_info: object) -> None:

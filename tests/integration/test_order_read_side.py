@@ -550,19 +550,19 @@ def test_queries_from_many_threads_get_the_right_answers(
     assert wrong == []
 
 
-def test_sqlite_rows_keep_the_connection_and_see_every_commit(tmp_path: Path) -> None:
+def test_driver_rows_keep_the_connection_and_see_every_commit(tmp_path: Path) -> None:
     engine = sqlite_engine(tmp_path / "read.db")
     _counters.create_all(engine)
     reader = ReadDatabase(engine)
     count = "SELECT count(*) FROM counter"
-    assert reader.sqlite_rows(count) == [(0,)]
+    assert reader.driver_rows(count) == [(0,)]
     with reader.connect() as connection:
         first = connection.connection.dbapi_connection
 
     for n in range(1, 4):
         with engine.begin() as writing:
             writing.execute(sa.insert(_counter).values(n=n))
-        assert reader.sqlite_rows(count) == [(n,)], "a query never reads from an old snapshot"
+        assert reader.driver_rows(count) == [(n,)], "a query never reads from an old snapshot"
         assert reader.scalar(_count) == n, "the same connection serves SQLAlchemy statements"
     with reader.connect() as connection:
         assert connection.connection.dbapi_connection is first, "one connection, kept"
@@ -577,21 +577,21 @@ def test_a_failed_sqlite_statement_leaves_the_connection_usable(tmp_path: Path) 
     reader = ReadDatabase(engine)
 
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
-        reader.sqlite_rows("SELECT * FROM missing")
+        reader.driver_rows("SELECT * FROM missing")
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        reader.sqlite_rows("INSERT INTO counter (n) VALUES (1)")
+        reader.driver_rows("INSERT INTO counter (n) VALUES (1)")
 
-    assert reader.sqlite_rows("SELECT count(*) FROM counter WHERE n > ?", (0,)) == [(0,)]
+    assert reader.driver_rows("SELECT count(*) FROM counter WHERE n > ?", (0,)) == [(0,)]
     assert reader.scalar(_count) == 0
     reader.close()
     engine.dispose()
 
 
-def test_sqlite_rows_follow_a_connection_that_reconnected(tmp_path: Path) -> None:
+def test_driver_rows_follow_a_connection_that_reconnected(tmp_path: Path) -> None:
     engine = sqlite_engine(tmp_path / "read.db")
     _counters.create_all(engine)
     reader = ReadDatabase(engine)
-    assert reader.sqlite_rows("SELECT count(*) FROM counter") == [(0,)]  # driver remembered
+    assert reader.driver_rows("SELECT count(*) FROM counter") == [(0,)]  # driver remembered
     with reader.connect() as connection:
         before = connection.connection.driver_connection
         connection.invalidate()  # closes the driver connection
@@ -599,16 +599,16 @@ def test_sqlite_rows_follow_a_connection_that_reconnected(tmp_path: Path) -> Non
         assert connection.connection.driver_connection is not before
 
     for _ in range(3):
-        assert reader.sqlite_rows("SELECT count(*) FROM counter") == [(0,)]
+        assert reader.driver_rows("SELECT count(*) FROM counter") == [(0,)]
     reader.close()
     engine.dispose()
 
 
-def test_statement_listeners_see_the_sqlite_rows_statements(tmp_path: Path) -> None:
+def test_statement_listeners_see_the_driver_rows_statements(tmp_path: Path) -> None:
     engine = sqlite_engine(tmp_path / "read.db")
     _counters.create_all(engine)
     reader = ReadDatabase(engine)
-    assert reader.sqlite_rows("SELECT count(*) FROM counter") == [(0,)]  # parked, driver known
+    assert reader.driver_rows("SELECT count(*) FROM counter") == [(0,)]  # parked, driver known
     seen: list[str] = []
 
     def listen(*args: Any) -> None:
@@ -617,10 +617,88 @@ def test_statement_listeners_see_the_sqlite_rows_statements(tmp_path: Path) -> N
     with reader.connect() as connection:
         sa.event.listen(connection, "before_cursor_execute", listen)
 
-    assert reader.sqlite_rows("SELECT n FROM counter WHERE n = ?", (1,)) == []
+    assert reader.driver_rows("SELECT n FROM counter WHERE n = ?", (1,)) == []
     assert seen == ["SELECT n FROM counter WHERE n = ?"]
     reader.close()
     engine.dispose()
+
+
+def test_a_server_connection_is_kept_outside_the_engines_pool(
+    postgres_database: Database,
+) -> None:
+    engine = sa.create_engine(postgres_database.sync_url)
+    reader = ReadDatabase(engine)
+    pid = "SELECT pg_backend_pid()"
+
+    first = reader.driver_rows(pid)
+    assert reader.driver_rows(pid) == first, "the connection is kept"
+    assert reader.scalar(sa.select(sa.func.pg_backend_pid())) == first[0][0]
+    assert engine.pool.checkedout() == 0, "a parked connection holds no slot of the pool"  # type: ignore[attr-defined]
+    reader.close()
+    with engine.connect() as connection:
+        alive = connection.execute(
+            sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
+            {"pid": first[0][0]},
+        ).scalar()
+    assert alive == 0, "close() closes it"
+    engine.dispose()
+
+
+@pytest.mark.parametrize("path", ["driver", "sqlalchemy"])
+def test_a_query_on_a_dropped_server_connection_runs_again_on_a_new_one(
+    postgres_database: Database, path: str
+) -> None:
+    engine = sa.create_engine(postgres_database.sync_url)
+    reader = ReadDatabase(engine)
+
+    def backend_pid() -> int:
+        if path == "driver":
+            return int(reader.driver_rows("SELECT pg_backend_pid()")[0][0])
+        return int(reader.scalar(sa.select(sa.func.pg_backend_pid())))
+
+    parked = backend_pid()
+    with engine.connect() as admin:
+        assert admin.execute(sa.select(sa.func.pg_terminate_backend(parked))).scalar()
+
+    again = backend_pid()
+
+    assert again != parked
+    assert backend_pid() == again, "the new connection is kept in its place"
+    reader.close()
+    engine.dispose()
+
+
+def test_a_query_error_on_a_live_server_connection_is_not_retried(
+    postgres_database: Database,
+) -> None:
+    engine = sa.create_engine(postgres_database.sync_url)
+    reader = ReadDatabase(engine)
+    pid = reader.driver_rows("SELECT pg_backend_pid()")
+
+    with pytest.raises(Exception, match="division by zero"):
+        reader.driver_rows("SELECT 1 / 0")
+
+    assert reader.driver_rows("SELECT pg_backend_pid()") == pid, "the connection is kept"
+    reader.close()
+    engine.dispose()
+
+
+def test_keep_bounds_the_parked_connections(counted: tuple[sa.Engine, ReadDatabase]) -> None:
+    engine, _ = counted
+    reader = ReadDatabase(engine, keep=1)
+    first, second = reader.connect(), reader.connect()
+    one, two = first.__enter__(), second.__enter__()
+
+    second.__exit__(None, None, None)
+    first.__exit__(None, None, None)
+
+    assert not two.closed, "parked"
+    assert one.closed, "one connection is parked already: this one goes"
+    with reader.connect() as connection:
+        assert connection is two
+    reader.close()
+    with pytest.raises(ValueError, match="keep"):
+        ReadDatabase(engine, keep=-1)
 
 
 def test_sqlite_reads_cannot_write(tmp_path: Path) -> None:
