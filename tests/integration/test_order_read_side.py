@@ -509,6 +509,25 @@ def counted(backend: Backend) -> Iterator[tuple[sa.Engine, ReadDatabase]]:
     reader.close()
 
 
+@pytest.fixture
+def sqlite_counted(tmp_path: Path) -> Iterator[tuple[sa.Engine, ReadDatabase]]:
+    engine = sqlite_engine(tmp_path / "read.db")
+    _counters.create_all(engine)
+    reader = ReadDatabase(engine)
+    yield engine, reader
+    reader.close()
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_reader(postgres_database: Database) -> Iterator[tuple[sa.Engine, ReadDatabase]]:
+    engine = sa.create_engine(postgres_database.sync_url)
+    reader = ReadDatabase(engine)
+    yield engine, reader
+    reader.close()
+    engine.dispose()
+
+
 def test_a_kept_connection_sees_every_commit(counted: tuple[sa.Engine, ReadDatabase]) -> None:
     engine, reader = counted
     with reader.connect() as connection:
@@ -522,8 +541,7 @@ def test_a_kept_connection_sees_every_commit(counted: tuple[sa.Engine, ReadDatab
         with reader.connect() as connection:
             assert connection.execute(_count).scalar() == n
             again = connection.connection.dbapi_connection
-        if engine.dialect.name == "sqlite":
-            assert again is first, "SQLite connections are kept, not reopened per query"
+        assert again is first, "connections are kept, not reopened per query"
 
 
 def test_queries_from_many_threads_get_the_right_answers(
@@ -550,10 +568,10 @@ def test_queries_from_many_threads_get_the_right_answers(
     assert wrong == []
 
 
-def test_driver_rows_keep_the_connection_and_see_every_commit(tmp_path: Path) -> None:
-    engine = sqlite_engine(tmp_path / "read.db")
-    _counters.create_all(engine)
-    reader = ReadDatabase(engine)
+def test_driver_rows_keep_the_connection_and_see_every_commit(
+    sqlite_counted: tuple[sa.Engine, ReadDatabase],
+) -> None:
+    engine, reader = sqlite_counted
     count = "SELECT count(*) FROM counter"
     assert reader.driver_rows(count) == [(0,)]
     with reader.connect() as connection:
@@ -568,13 +586,12 @@ def test_driver_rows_keep_the_connection_and_see_every_commit(tmp_path: Path) ->
         assert connection.connection.dbapi_connection is first, "one connection, kept"
     reader.close()
     assert connection.closed
-    engine.dispose()
 
 
-def test_a_failed_sqlite_statement_leaves_the_connection_usable(tmp_path: Path) -> None:
-    engine = sqlite_engine(tmp_path / "read.db")
-    _counters.create_all(engine)
-    reader = ReadDatabase(engine)
+def test_a_failed_sqlite_statement_leaves_the_connection_usable(
+    sqlite_counted: tuple[sa.Engine, ReadDatabase],
+) -> None:
+    _engine, reader = sqlite_counted
 
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
         reader.driver_rows("SELECT * FROM missing")
@@ -583,14 +600,12 @@ def test_a_failed_sqlite_statement_leaves_the_connection_usable(tmp_path: Path) 
 
     assert reader.driver_rows("SELECT count(*) FROM counter WHERE n > ?", (0,)) == [(0,)]
     assert reader.scalar(_count) == 0
-    reader.close()
-    engine.dispose()
 
 
-def test_driver_rows_follow_a_connection_that_reconnected(tmp_path: Path) -> None:
-    engine = sqlite_engine(tmp_path / "read.db")
-    _counters.create_all(engine)
-    reader = ReadDatabase(engine)
+def test_driver_rows_follow_a_connection_that_reconnected(
+    sqlite_counted: tuple[sa.Engine, ReadDatabase],
+) -> None:
+    _engine, reader = sqlite_counted
     assert reader.driver_rows("SELECT count(*) FROM counter") == [(0,)]  # driver remembered
     with reader.connect() as connection:
         before = connection.connection.driver_connection
@@ -600,14 +615,12 @@ def test_driver_rows_follow_a_connection_that_reconnected(tmp_path: Path) -> Non
 
     for _ in range(3):
         assert reader.driver_rows("SELECT count(*) FROM counter") == [(0,)]
-    reader.close()
-    engine.dispose()
 
 
-def test_statement_listeners_see_the_driver_rows_statements(tmp_path: Path) -> None:
-    engine = sqlite_engine(tmp_path / "read.db")
-    _counters.create_all(engine)
-    reader = ReadDatabase(engine)
+def test_statement_listeners_see_the_driver_rows_statements(
+    sqlite_counted: tuple[sa.Engine, ReadDatabase],
+) -> None:
+    _engine, reader = sqlite_counted
     assert reader.driver_rows("SELECT count(*) FROM counter") == [(0,)]  # parked, driver known
     seen: list[str] = []
 
@@ -619,15 +632,12 @@ def test_statement_listeners_see_the_driver_rows_statements(tmp_path: Path) -> N
 
     assert reader.driver_rows("SELECT n FROM counter WHERE n = ?", (1,)) == []
     assert seen == ["SELECT n FROM counter WHERE n = ?"]
-    reader.close()
-    engine.dispose()
 
 
 def test_a_server_connection_is_kept_outside_the_engines_pool(
-    postgres_database: Database,
+    postgres_reader: tuple[sa.Engine, ReadDatabase],
 ) -> None:
-    engine = sa.create_engine(postgres_database.sync_url)
-    reader = ReadDatabase(engine)
+    engine, reader = postgres_reader
     pid = "SELECT pg_backend_pid()"
 
     first = reader.driver_rows(pid)
@@ -641,15 +651,13 @@ def test_a_server_connection_is_kept_outside_the_engines_pool(
             {"pid": first[0][0]},
         ).scalar()
     assert alive == 0, "close() closes it"
-    engine.dispose()
 
 
 @pytest.mark.parametrize("path", ["driver", "sqlalchemy"])
 def test_a_query_on_a_dropped_server_connection_runs_again_on_a_new_one(
-    postgres_database: Database, path: str
+    postgres_reader: tuple[sa.Engine, ReadDatabase], path: str
 ) -> None:
-    engine = sa.create_engine(postgres_database.sync_url)
-    reader = ReadDatabase(engine)
+    engine, reader = postgres_reader
 
     def backend_pid() -> int:
         if path == "driver":
@@ -664,23 +672,18 @@ def test_a_query_on_a_dropped_server_connection_runs_again_on_a_new_one(
 
     assert again != parked
     assert backend_pid() == again, "the new connection is kept in its place"
-    reader.close()
-    engine.dispose()
 
 
 def test_a_query_error_on_a_live_server_connection_is_not_retried(
-    postgres_database: Database,
+    postgres_reader: tuple[sa.Engine, ReadDatabase],
 ) -> None:
-    engine = sa.create_engine(postgres_database.sync_url)
-    reader = ReadDatabase(engine)
+    _, reader = postgres_reader
     pid = reader.driver_rows("SELECT pg_backend_pid()")
 
     with pytest.raises(Exception, match="division by zero"):
         reader.driver_rows("SELECT 1 / 0")
 
     assert reader.driver_rows("SELECT pg_backend_pid()") == pid, "the connection is kept"
-    reader.close()
-    engine.dispose()
 
 
 def test_keep_bounds_the_parked_connections(counted: tuple[sa.Engine, ReadDatabase]) -> None:
