@@ -174,9 +174,9 @@ class ReadDatabase:
             try:
                 cursor.execute(sql, parameters)
                 rows: list[Any] = cursor.fetchall()
-            except Exception:
+            except BaseException as error:  # an interrupt too: the connection goes back
                 cursor.close()
-                if not _broken(driver):
+                if not (isinstance(error, Exception) and _broken(driver)):
                     self._give(connection)
                     raise
                 connection.invalidate()  # the server dropped it: never park it again
