@@ -27,6 +27,10 @@ keeps:
   server restart costs no failed query. Reads are read-only by convention (grant the app's
   read role ``SELECT`` only to enforce it).
 
+Kept connections must not cross a ``fork()``: a child would share the parent's sockets and
+files. Create a ``ReadDatabase`` in the process that queries through it (the app builds one
+per serving process; ``uvicorn.run`` does not fork).
+
 Autocommit is also what keeps a long-lived connection current. Under WAL (SQLite) a
 transaction reads from the snapshot of its first read, and under ``REPEATABLE READ``
 (PostgreSQL) from its first statement's: a connection left inside a transaction would answer
