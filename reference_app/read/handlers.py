@@ -64,6 +64,27 @@ __all__ = ["make_page", "registry"]
 registry = Registry()
 """The read side's query handlers."""
 
+# -- the statements: one page shape, each database's placeholders ---------------------------
+
+
+# A user's list items, newest first, in the index's order; PAGE_SIZE + 1 rows: the extra one
+# only says whether there is a next page. {p} is the driver's placeholder.
+_PAGE_ROWS = """
+    SELECT order_id, status, customer_name, total, item_count, placed_at
+    FROM order_summary
+    WHERE user_id = {p}{keyset}
+    ORDER BY placed_at DESC, order_id DESC
+    LIMIT {limit}"""
+
+
+def _page(placeholder: str, *, after_cursor: bool) -> str:
+    """The page statement with ``placeholder``, after the cursor's position if asked."""
+    keyset = " AND (placed_at, order_id) < ({p}, {p})" if after_cursor else ""
+    return _PAGE_ROWS.format(
+        p=placeholder, keyset=keyset.format(p=placeholder), limit=PAGE_SIZE + 1
+    )
+
+
 # -- SQLite: SQLite builds the answer as JSON, decoded in one pass ---------------------------
 
 # The fields of a list item, as its decoder reads them from JSON; the page's rows come newest
@@ -72,17 +93,10 @@ _SQLITE_PAGE = """
 SELECT json_group_array(json_object(
     'order_id', order_id, 'status', status, 'customer_name', customer_name,
     'total', printf('%.2f', total), 'item_count', item_count, 'placed_at', placed_at || 'Z'))
-FROM (
-    SELECT order_id, status, customer_name, total, item_count, placed_at
-    FROM order_summary
-    WHERE user_id = ?{after}
-    ORDER BY placed_at DESC, order_id DESC
-    LIMIT {limit}
+FROM ({rows}
 )"""
-_SQLITE_FIRST_PAGE = _SQLITE_PAGE.format(after="", limit=PAGE_SIZE + 1)
-_SQLITE_NEXT_PAGE = _SQLITE_PAGE.format(
-    after=" AND (placed_at, order_id) < (?, ?)", limit=PAGE_SIZE + 1
-)
+_SQLITE_FIRST_PAGE = _SQLITE_PAGE.format(rows=_page("?", after_cursor=False))
+_SQLITE_NEXT_PAGE = _SQLITE_PAGE.format(rows=_page("?", after_cursor=True))
 _SQLITE_DETAIL = "SELECT document FROM order_detail WHERE order_id = ?"
 _SQLITE_DAILY = """
 SELECT '[' || coalesce(group_concat(stat_json), '') || ']'
@@ -105,14 +119,8 @@ _detail = decoder(OrderDetail).decode
 
 # -- PostgreSQL: the rows as psycopg types them, into the views' constructors ---------------
 
-_PG_PAGE = """
-SELECT order_id, status, customer_name, total, item_count, placed_at
-FROM order_summary
-WHERE user_id = %s{after}
-ORDER BY placed_at DESC, order_id DESC
-LIMIT {limit}"""
-_PG_FIRST_PAGE = _PG_PAGE.format(after="", limit=PAGE_SIZE + 1)
-_PG_NEXT_PAGE = _PG_PAGE.format(after=" AND (placed_at, order_id) < (%s, %s)", limit=PAGE_SIZE + 1)
+_PG_FIRST_PAGE = _page("%s", after_cursor=False)
+_PG_NEXT_PAGE = _page("%s", after_cursor=True)
 _PG_DETAIL = "SELECT document FROM order_detail WHERE order_id = %s"
 _PG_DAILY = """
 SELECT day, status, order_count, revenue
